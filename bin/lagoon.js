@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point of the `lagoon` command. Lagoon runs its TypeScript sources directly through tsx,
+// so there is no build step between a clone and a running cluster.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,10 @@
+/** Where CLI commands write: stdout for results, stderr for progress and errors. Injected so tests can capture. */
+export interface CliIo {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export const processIo: CliIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};

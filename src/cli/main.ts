@@ -1,0 +1,91 @@
+import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../defaults.js';
+import { isLagoonError, LagoonError } from '../errors.js';
+import { type CliIo, processIo } from './io.js';
+import { kafkaCommand } from './kafka.js';
+
+const HELP = `lagoon — an eventually consistent key-value store on Apache Kafka and SQLite
+
+Usage:
+  lagoon up [--brokers 3|1] [--nodes 3] [--partitions 6] [--data-dir .lagoon] [--kafka LIST]
+  lagoon node --id ID --port N [--kafka LIST] [--db PATH] [--role api|replica|all]
+  lagoon kafka start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
+  lagoon bench [...]
+`;
+
+function int(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new LagoonError('bad_argument', `--${name} must be a whole number, got '${v}'`);
+  return n;
+}
+
+/** CLI entry: parses argv, runs one command, maps every failure to a one-line message and an exit code. */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        'data-dir': { type: 'string' },
+        brokers: { type: 'string' },
+        broker: { type: 'string' },
+        'kafka-port': { type: 'string' },
+        nodes: { type: 'string' },
+        partitions: { type: 'string' },
+        kafka: { type: 'string' },
+        id: { type: 'string' },
+        port: { type: 'string' },
+        db: { type: 'string' },
+        role: { type: 'string' },
+        topic: { type: 'string' },
+      },
+    });
+    const [command, sub] = positionals;
+    if (values.help || command === undefined) {
+      io.out(HELP);
+      return command === undefined && !values.help ? 1 : 0;
+    }
+    const dataDir = values['data-dir'] ?? DEFAULTS.dataDir;
+    switch (command) {
+      case 'kafka':
+        return await kafkaCommand(
+          sub,
+          {
+            dataDir,
+            brokers: int('brokers', values.brokers),
+            broker: int('broker', values.broker),
+            basePort: int('kafka-port', values['kafka-port']),
+          },
+          io,
+        );
+      case 'up': {
+        const { upCommand } = await import('./up.js');
+        return await upCommand(values, io);
+      }
+      case 'node': {
+        const { nodeCommand } = await import('./node.js');
+        return await nodeCommand(values, io);
+      }
+      case 'bench': {
+        const { benchCommand } = await import('../bench/run.js');
+        return await benchCommand(positionals.slice(1), io);
+      }
+      default:
+        throw new LagoonError('bad_argument', `Unknown command '${command}'.\n${HELP}`);
+    }
+  } catch (e) {
+    if (isLagoonError(e)) {
+      io.err(`lagoon: ${e.message}`);
+      return 2;
+    }
+    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`lagoon: ${(e as Error).message}\n${HELP}`);
+      return 2;
+    }
+    io.err(`lagoon: unexpected error: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}
