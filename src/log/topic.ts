@@ -1,5 +1,4 @@
-import type { Admin } from 'kafkajs';
-import { ConfigResourceTypes } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { checkTopic } from '../core/topic-safety.js';
 import { LagoonError } from '../errors.js';
 
@@ -46,7 +45,7 @@ export async function ensureTopic(admin: Admin, spec: TopicSpec): Promise<'creat
   const t = meta.topics[0];
   const cfg = await admin.describeConfigs({
     includeSynonyms: false,
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: spec.topic }],
+    resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic }],
   });
   const configs: Record<string, string> = {};
   for (const entry of cfg.resources[0]?.configEntries ?? []) configs[entry.configName] = entry.configValue;

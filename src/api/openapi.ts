@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import type { NodeConfig } from '../config.js';
+import {
+  Digest,
+  Item,
+  NodeStatus,
+  PendingWrite,
+  ProblemSchema,
+  ReadQuery,
+  ScanQuery,
+  ScanResult,
+  WriteOutcomeView,
+  WriteQuery,
+  WriteResult,
+} from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+const schema = (s: z.ZodType): Json => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Json;
+
+function queryParams(s: z.ZodObject): Json[] {
+  const js = schema(s) as { properties?: Record<string, Json>; required?: string[] };
+  return Object.entries(js.properties ?? {}).map(([name, p]) => ({
+    name,
+    in: 'query',
+    required: js.required?.includes(name) ?? false,
+    schema: p,
+    ...(typeof p.description === 'string' ? { description: p.description } : {}),
+  }));
+}
+
+const json = (s: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema: schema(s) } } });
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: schema(ProblemSchema) } },
+});
+const keyParam = { name: 'key', in: 'path', required: true, schema: { type: 'string', minLength: 1 }, description: 'URL-encoded UTF-8 key, 1–1024 bytes' };
+const header = (name: string, description: string) => ({ name, in: 'header', required: false, schema: { type: 'string' }, description });
+const readHeaders = {
+  ETag: { schema: { type: 'string' } },
+  'Lagoon-Served-By': { schema: { type: 'string' } },
+  'Lagoon-Lag-Records': { schema: { type: 'integer' } },
+  'Lagoon-Staleness-Ms': { schema: { type: 'string' }, description: 'upper bound in ms, or "unknown"' },
+  'Lagoon-Consistency': { schema: { type: 'string' } },
+  'Lagoon-Session': { schema: { type: 'string' } },
+};
+
+/** The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. */
+export function openApiDocument(config: NodeConfig): Json {
+  const writeParams = [
+    keyParam,
+    ...queryParams(WriteQuery),
+    header('If-Match', '"<version>" or *: apply only if the current version matches'),
+    header('If-None-Match', '*: create only'),
+    header('Idempotency-Key', 'retries with the same key are applied once'),
+    header('Lagoon-Session', 'session token to extend'),
+  ];
+  const writeResponses = {
+    200: { ...json(WriteResult, 'Acknowledged by Kafka (acks=all), or applied (conditional)'), headers: { ETag: { schema: { type: 'string' } }, 'Lagoon-Session': { schema: { type: 'string' } } } },
+    202: json(PendingWrite, 'Conditional write not decided in time; poll href'),
+    400: problem('Invalid key, value, header or query'),
+    412: problem('Condition not met'),
+    413: problem('Value too large'),
+    503: problem('Kafka cannot take writes (definite: nothing written); Retry-After set'),
+    504: problem('Outcome unknown (indefinite): retry with the same Idempotency-Key'),
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Lagoon',
+      version: '0.1.0',
+      description: `Eventually consistent key-value store on Kafka topic '${config.topic}' (${config.partitions} partitions) with SQLite replicas.`,
+    },
+    paths: {
+      '/v1/kv/{key}': {
+        get: {
+          summary: 'Read one key at a consistency level',
+          parameters: [keyParam, ...queryParams(ReadQuery), header('Lagoon-Session', 'token for consistency=session')],
+          responses: {
+            200: { ...json(Item, 'The value'), headers: readHeaders },
+            400: problem('Invalid key, query or session token'),
+            404: { ...problem('No such key'), headers: readHeaders },
+            503: problem('Bound not met, or Kafka unreachable (strong)'),
+            504: problem('Replica did not catch up in time (session, strong)'),
+          },
+        },
+        put: {
+          summary: 'Write a JSON value',
+          parameters: writeParams,
+          requestBody: { required: true, content: { 'application/json': { schema: {} } } },
+          responses: writeResponses,
+        },
+        delete: { summary: 'Delete a key (tombstone)', parameters: writeParams.filter((p) => p.name !== 'ttl'), responses: writeResponses },
+      },
+      '/v1/kv': {
+        get: {
+          summary: 'Ordered scan with cursor pagination',
+          parameters: [...queryParams(ScanQuery), header('Lagoon-Session', 'token for consistency=session')],
+          responses: { 200: { ...json(ScanResult, 'A page of items'), headers: readHeaders }, 400: problem('Invalid query') },
+        },
+      },
+      '/v1/writes/{version}': {
+        get: {
+          summary: 'Outcome of a write',
+          parameters: [{ name: 'version', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { 200: json(WriteOutcomeView, 'applied / rejected / duplicate / pending / unknown'), 400: problem('Not a version') },
+        },
+      },
+      '/v1/status': { get: { summary: 'Node status, per-partition offsets and lag', responses: { 200: json(NodeStatus, 'Status') } } },
+      '/v1/digest': { get: { summary: 'Per-partition digest of replica state', responses: { 200: json(Digest, 'Digests') } } },
+      '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'alive' } } } },
+      '/readyz': { get: { summary: 'Readiness', responses: { 200: { description: 'ready' }, 503: problem('not ready') } } },
+    },
+  };
+}
+
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A self-contained docs page (no CDN): every operation, its parameters and responses. */
+export function docsPage(doc: Json): string {
+  const paths = doc.paths as Record<string, Record<string, { summary?: string; parameters?: Json[]; responses?: Record<string, { description?: string }> }>>;
+  const ops = Object.entries(paths)
+    .flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => {
+        const params = (op.parameters ?? [])
+          .map((p) => `<li><code>${esc(String(p.name))}</code> <small>(${esc(String(p.in))})</small> ${esc(String(p.description ?? ''))}</li>`)
+          .join('');
+        const responses = Object.entries(op.responses ?? {})
+          .map(([code, r]) => `<li><b>${code}</b> ${esc(r.description ?? '')}</li>`)
+          .join('');
+        return `<section><h2><span class="m ${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code></h2><p>${esc(op.summary ?? '')}</p>${params ? `<h3>Parameters</h3><ul>${params}</ul>` : ''}<h3>Responses</h3><ul>${responses}</ul></section>`;
+      }),
+    )
+    .join('\n');
+  const info = doc.info as { title: string; description: string };
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(info.title)} API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#123}
+section{border:1px solid #cde;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}.m{font:bold 13px monospace;padding:2px 6px;border-radius:3px;color:#fff}
+.get{background:#2a7}.put{background:#27a}.delete{background:#a33}.post{background:#a72}h2{font-size:1.05rem}h3{font-size:.9rem;margin:.4rem 0}</style></head>
+<body><h1>${esc(info.title)} API</h1><p>${esc(info.description)}</p><p>Machine-readable: <a href="/openapi.json">/openapi.json</a>. Errors are <code>application/problem+json</code> with a stable <code>code</code>.</p>
+${ops}</body></html>`;
+}

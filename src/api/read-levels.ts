@@ -1,0 +1,104 @@
+import { decodeSession, mergeSession, encodeSession } from '../core/session.js';
+import { LagoonError } from '../errors.js';
+import type { ApiDeps } from './deps.js';
+import { badRequest } from './problem.js';
+import type { Consistency } from './schemas.js';
+
+export interface ReadParams {
+  consistency: Consistency;
+  maxStaleMs?: number | undefined;
+  maxLag?: number | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** Decodes the client's Lagoon-Session header (absent → empty session). */
+export function sessionFrom(deps: ApiDeps, header: string | string[] | undefined): Map<number, number> {
+  if (header === undefined || header === '') return new Map();
+  if (Array.isArray(header)) throw badRequest('invalid_session', 'Send one Lagoon-Session header');
+  const r = decodeSession(header, { tag: deps.sessionTag, partitions: deps.config.partitions });
+  if (!r.ok) throw badRequest('invalid_session', `Lagoon-Session token rejected: ${r.reason}`);
+  return r.offsets;
+}
+
+/** The token to hand back: what the client had, plus what it has now seen on `partitions`. */
+export function sessionAfterRead(deps: ApiDeps, token: Map<number, number>, partitions: number[]): string {
+  const seen = new Map(partitions.map((p) => [p, deps.watch.applied(p)] as const).filter(([, o]) => o > 0));
+  return encodeSession(deps.sessionTag, mergeSession(token, seen));
+}
+
+/**
+ * Holds a read until this replica may serve it at the requested level, or throws:
+ * session → 504 when the replica has not reached the token's offsets in time;
+ * bounded → 503 when lag/staleness stays above the bound;
+ * strong → 503 at once when Kafka is unreachable, 504 when the replica does not catch up in time.
+ * Only `partitions` are waited for (one, for a key read).
+ */
+export async function admitRead(
+  deps: ApiDeps,
+  params: ReadParams,
+  partitions: number[],
+  token: Map<number, number>,
+): Promise<void> {
+  const timeoutMs = params.timeoutMs ?? deps.config.readTimeoutMs;
+  switch (params.consistency) {
+    case 'eventual':
+      return;
+    case 'session': {
+      const targets = new Map<number, number>();
+      for (const p of partitions) {
+        const o = token.get(p);
+        if (o !== undefined) targets.set(p, o);
+      }
+      if (await deps.watch.waitFor(targets, timeoutMs)) return;
+      throw new LagoonError(
+        'session_timeout',
+        `This replica has not yet applied the writes your session has seen (waited ${timeoutMs} ms). ` +
+          'Retry, raise timeoutMs, or read from another node.',
+        { status: 504, retryable: true },
+      );
+    }
+    case 'bounded': {
+      if (params.maxStaleMs === undefined && params.maxLag === undefined) {
+        throw badRequest('missing_bound', 'consistency=bounded needs maxStaleMs and/or maxLag');
+      }
+      const ok = () =>
+        partitions.every(
+          (p) =>
+            (params.maxLag === undefined || deps.freshness.lagRecords(p) <= params.maxLag) &&
+            (params.maxStaleMs === undefined || deps.freshness.stalenessMs(p, Date.now()) <= params.maxStaleMs),
+        );
+      const deadline = Date.now() + timeoutMs;
+      while (!ok()) {
+        if (Date.now() >= deadline) {
+          throw new LagoonError(
+            'too_stale',
+            'This replica is further behind than the requested bound; retry later or read elsewhere.',
+            { status: 503, retryable: true },
+          );
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return;
+    }
+    case 'strong': {
+      if (!deps.monitor.snapshot().reachable) {
+        throw new LagoonError(
+          'kafka_unavailable',
+          'Strong reads need Kafka to learn the latest offset, and no broker is reachable. ' +
+            'consistency=eventual still answers.',
+          { status: 503, retryable: true },
+        );
+      }
+      const started = Date.now();
+      const ends = await deps.monitor.freshEndOffsets(timeoutMs);
+      const targets = new Map<number, number>();
+      for (const p of partitions) targets.set(p, ends.get(p)?.endOffset ?? 0);
+      if (await deps.watch.waitFor(targets, Math.max(0, timeoutMs - (Date.now() - started)))) return;
+      throw new LagoonError(
+        'strong_timeout',
+        `This replica did not reach the partition's latest offset within ${timeoutMs} ms.`,
+        { status: 504, retryable: true },
+      );
+    }
+  }
+}

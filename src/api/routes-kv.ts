@@ -1,0 +1,250 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { validateKey } from '../core/keys.js';
+import { partitionOf } from '../core/partitioner.js';
+import { encodeKey, encodeRecord, MAX_IDEM_LENGTH } from '../core/record.js';
+import { encodeSession, mergeSession } from '../core/session.js';
+import { etagOf, formatVersion, parseIfMatch, parseVersion } from '../core/version.js';
+import { LagoonError } from '../errors.js';
+import type { ApiDeps } from './deps.js';
+import { parseWith } from './parse.js';
+import { badRequest } from './problem.js';
+import { admitRead, type ReadParams, sessionAfterRead, sessionFrom } from './read-levels.js';
+import { ReadQuery, ScanQuery, WriteQuery } from './schemas.js';
+
+const IDEM_RE = /^[\x21-\x7e]+$/;
+
+function keyFrom(req: FastifyRequest): string {
+  const key = (req.params as { key?: string }).key ?? '';
+  const v = validateKey(key);
+  if (!v.ok) throw badRequest('invalid_key', `Invalid key: ${v.reason}`);
+  return key;
+}
+
+function stalenessHeader(ms: number): string {
+  return Number.isFinite(ms) ? String(Math.round(ms)) : 'unknown';
+}
+
+/** The read headers every read answer carries, 404s included. */
+function readHeaders(deps: ApiDeps, reply: FastifyReply, params: ReadParams, token: Map<number, number>, parts: number[]) {
+  const now = Date.now();
+  const lag = Math.max(0, ...parts.map((p) => deps.freshness.lagRecords(p)));
+  const stale = Math.max(0, ...parts.map((p) => deps.freshness.stalenessMs(p, now)));
+  reply.header('Lagoon-Served-By', deps.config.id);
+  reply.header('Lagoon-Lag-Records', String(lag));
+  reply.header('Lagoon-Staleness-Ms', stalenessHeader(stale));
+  reply.header('Lagoon-Consistency', params.consistency);
+  reply.header('Lagoon-Session', sessionAfterRead(deps, token, parts));
+}
+
+export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const P = deps.config.partitions;
+  let writeSeq = 0;
+
+  app.get('/v1/kv/:key', async (req, reply) => {
+    const started = performance.now();
+    const key = keyFrom(req);
+    const params = parseWith(ReadQuery, req.query);
+    const token = sessionFrom(deps, req.headers['lagoon-session']);
+    const partition = partitionOf(key, P);
+    try {
+      await admitRead(deps, params, [partition], token);
+    } catch (e) {
+      deps.observe?.read?.(params.consistency, (e as LagoonError).code ?? 'error', (performance.now() - started) / 1000);
+      throw e;
+    }
+    const entry = deps.store.get(key, Date.now());
+    readHeaders(deps, reply, params, token, [partition]);
+    if (!entry) {
+      deps.observe?.read?.(params.consistency, 'not_found', (performance.now() - started) / 1000);
+      throw new LagoonError('not_found', `No value for key ${JSON.stringify(key)}`, { status: 404 });
+    }
+    reply.header('ETag', etagOf(entry.version));
+    deps.observe?.read?.(params.consistency, 'ok', (performance.now() - started) / 1000);
+    // The stored value is canonical JSON text already: splice it in rather than parse and re-serialise.
+    return reply
+      .type('application/json')
+      .send(
+        `{"key":${JSON.stringify(entry.key)},"value":${entry.value},"version":${JSON.stringify(entry.version)},"updatedAt":${entry.updatedAt}${entry.expiresAt === null ? '' : `,"expiresAt":${entry.expiresAt}`}}`,
+      );
+  });
+
+  app.get('/v1/kv', async (req, reply) => {
+    const q = parseWith(ScanQuery, req.query);
+    const token = sessionFrom(deps, req.headers['lagoon-session']);
+    const all = Array.from({ length: P }, (_, i) => i);
+    let after: string | undefined;
+    if (q.cursor !== undefined) {
+      after = Buffer.from(q.cursor, 'base64url').toString('utf8');
+      if (!validateKey(after).ok || Buffer.from(after, 'utf8').toString('base64url') !== q.cursor) {
+        throw badRequest('invalid_cursor', 'The cursor is not one this API returned');
+      }
+    }
+    await admitRead(deps, q, all, token);
+    const rows = deps.store.scan({ prefix: q.prefix, after, limit: q.limit + 1, nowMs: Date.now() });
+    const page = rows.slice(0, q.limit);
+    const more = rows.length > q.limit;
+    readHeaders(deps, reply, q, token, all);
+    const items = page
+      .map(
+        (e) =>
+          `{"key":${JSON.stringify(e.key)},"value":${e.value},"version":${JSON.stringify(e.version)},"updatedAt":${e.updatedAt}${e.expiresAt === null ? '' : `,"expiresAt":${e.expiresAt}`}}`,
+      )
+      .join(',');
+    const next = more && page.length > 0 ? JSON.stringify(Buffer.from(page[page.length - 1]!.key).toString('base64url')) : 'null';
+    return reply.type('application/json').send(`{"items":[${items}],"nextCursor":${next}}`);
+  });
+
+  const write = (op: 'put' | 'del') => async (req: FastifyRequest, reply: FastifyReply) => {
+    const started = performance.now();
+    const key = keyFrom(req);
+    const q = parseWith(WriteQuery, req.query);
+    if (op === 'del' && q.ttl !== undefined) throw badRequest('invalid_query', 'ttl applies to PUT only');
+    const mode = req.headers['lagoon-write-mode'];
+    if (mode !== undefined && mode !== 'strict') {
+      throw new LagoonError('write_mode_unsupported', `Write mode '${String(mode)}' is not available on this node; use strict`, {
+        status: 400,
+      });
+    }
+    const ifMatchRaw = req.headers['if-match'];
+    const ifNoneMatchRaw = req.headers['if-none-match'];
+    let ifMatch: string | undefined;
+    if (ifMatchRaw !== undefined) {
+      ifMatch = parseIfMatch(String(ifMatchRaw));
+      if (ifMatch === undefined) {
+        throw badRequest('invalid_if_match', 'If-Match must be * or one strong ETag like "3-1042"');
+      }
+    }
+    if (ifNoneMatchRaw !== undefined && String(ifNoneMatchRaw).trim() !== '*') {
+      throw badRequest('invalid_if_none_match', 'If-None-Match supports only * (create if absent)');
+    }
+    if (ifMatch !== undefined && ifNoneMatchRaw !== undefined) {
+      throw badRequest('conflicting_conditions', 'Send If-Match or If-None-Match, not both');
+    }
+    const idemRaw = req.headers['idempotency-key'];
+    let idem: string | undefined;
+    if (idemRaw !== undefined) {
+      idem = String(idemRaw);
+      if (idem.length === 0 || idem.length > MAX_IDEM_LENGTH || !IDEM_RE.test(idem)) {
+        throw badRequest('invalid_idempotency_key', `Idempotency-Key: 1-${MAX_IDEM_LENGTH} visible ASCII characters`);
+      }
+    }
+    if (op === 'put' && req.body === undefined) throw badRequest('invalid_json', 'Send the value as a JSON body');
+    const conditional = ifMatch !== undefined || ifNoneMatchRaw !== undefined;
+    const token = sessionFrom(deps, req.headers['lagoon-session']);
+    const partition = partitionOf(key, P);
+
+    // A retried request with a known Idempotency-Key gets the first attempt's answer.
+    if (idem !== undefined) {
+      const prior = deps.store.idemLookup(key, idem);
+      if (prior !== undefined) {
+        reply.header('Idempotent-Replayed', 'true');
+        return answerApplied(reply, deps, key, prior, token, op, 'applied');
+      }
+    }
+    if (!deps.writer) {
+      throw new LagoonError('not_a_writer', 'This node runs --role replica and takes no writes', { status: 503 });
+    }
+    const record = encodeRecord(
+      op === 'put'
+        ? {
+            v: 1,
+            op: 'put',
+            value: req.body,
+            wid: `${deps.config.id}-${++writeSeq}`,
+            ...(ifMatch !== undefined ? { ifMatch } : {}),
+            ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
+            ...(idem !== undefined ? { idem } : {}),
+            ...(q.ttl !== undefined ? { ttlMs: q.ttl * 1000 } : {}),
+          }
+        : {
+            v: 1,
+            op: 'del',
+            wid: `${deps.config.id}-${++writeSeq}`,
+            ...(ifMatch !== undefined ? { ifMatch } : {}),
+            ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
+            ...(idem !== undefined ? { idem } : {}),
+          },
+    );
+    if (op === 'put' && record.length > deps.config.maxValueBytes + 4096) {
+      throw new LagoonError('value_too_large', `The value exceeds ${deps.config.maxValueBytes} bytes`, { status: 413 });
+    }
+    let ack: Awaited<ReturnType<NonNullable<ApiDeps['writer']>['append']>>;
+    try {
+      ack = await deps.writer.append(encodeKey(key), record, partition, deps.config.writeTimeoutMs);
+    } catch (e) {
+      deps.observe?.write?.(op, (e as LagoonError).code ?? 'error', (performance.now() - started) / 1000);
+      throw e;
+    }
+    const version = formatVersion(ack.partition, ack.offset);
+    if (!conditional) {
+      deps.observe?.write?.(op, 'ok', (performance.now() - started) / 1000);
+      return answerApplied(reply, deps, key, version, token, op, 'acknowledged');
+    }
+    // A conditional write is decided by the replicas in log order; wait (bounded) for our own verdict.
+    const waitMs = q.timeoutMs ?? deps.config.readTimeoutMs;
+    const reached = await deps.watch.waitFor(new Map([[ack.partition, ack.offset + 1]]), waitMs);
+    const outcome = reached ? deps.store.writeOutcome(ack.partition, ack.offset) : undefined;
+    if (!outcome) {
+      deps.observe?.write?.(op, 'pending', (performance.now() - started) / 1000);
+      reply.header('Lagoon-Session', encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))));
+      reply.header('Location', `/v1/writes/${version}`);
+      return reply.code(202).send({
+        key,
+        version,
+        partition: ack.partition,
+        offset: ack.offset,
+        status: 'pending',
+        href: `/v1/writes/${version}`,
+      });
+    }
+    if (outcome.status === 'rejected') {
+      deps.observe?.write?.(op, 'precondition_failed', (performance.now() - started) / 1000);
+      reply.header('Lagoon-Session', encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))));
+      throw new LagoonError('precondition_failed', `Condition not met: ${outcome.reason ?? 'rejected'}`, {
+        status: 412,
+        details: { reason: outcome.reason, version },
+      });
+    }
+    deps.observe?.write?.(op, 'ok', (performance.now() - started) / 1000);
+    const effective = outcome.status === 'duplicate' && outcome.reason ? outcome.reason : version;
+    return answerApplied(reply, deps, key, effective, token, op, 'applied');
+  };
+
+  app.put('/v1/kv/:key', write('put'));
+  app.delete('/v1/kv/:key', write('del'));
+
+  app.get('/v1/writes/:version', async (req) => {
+    const raw = (req.params as { version: string }).version;
+    const pos = parseVersion(raw);
+    if (!pos || pos.partition >= P) throw badRequest('invalid_version', `Not a version of this store: ${raw}`);
+    const outcome = deps.store.writeOutcome(pos.partition, pos.offset);
+    if (outcome) return { version: raw, status: outcome.status, key: outcome.key, reason: outcome.reason };
+    if (deps.watch.applied(pos.partition) > pos.offset) return { version: raw, status: 'unknown', key: null, reason: 'no write at this position' };
+    return { version: raw, status: 'pending', key: null, reason: null };
+  });
+}
+
+function answerApplied(
+  reply: FastifyReply,
+  deps: ApiDeps,
+  key: string,
+  version: string,
+  token: Map<number, number>,
+  op: 'put' | 'del',
+  status: 'acknowledged' | 'applied',
+) {
+  const pos = parseVersion(version)!;
+  reply.header('ETag', etagOf(version));
+  reply.header(
+    'Lagoon-Session',
+    encodeSession(deps.sessionTag, mergeSession(token, new Map([[pos.partition, pos.offset + 1]]))),
+  );
+  return reply.send({
+    key,
+    version,
+    partition: pos.partition,
+    offset: pos.offset,
+    status,
+    ...(op === 'del' ? { deleted: true } : {}),
+  });
+}

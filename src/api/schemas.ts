@@ -1,0 +1,101 @@
+import { z } from 'zod';
+
+/** zod schemas: the single source of request validation and of the OpenAPI document. */
+
+export const Consistency = z.enum(['eventual', 'session', 'bounded', 'strong']);
+export type Consistency = z.infer<typeof Consistency>;
+
+const intString = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const ReadQuery = z
+  .object({
+    consistency: Consistency.default('eventual'),
+    maxStaleMs: intString(0, 86_400_000).optional().describe('bounded: serve only if staleness ≤ this'),
+    maxLag: intString(0, Number.MAX_SAFE_INTEGER).optional().describe('bounded: serve only if lag in records ≤ this'),
+    timeoutMs: intString(0, 60_000).optional().describe('how long to wait for the replica to catch up'),
+  })
+  .strict();
+
+export const ScanQuery = ReadQuery.extend({
+  prefix: z.string().max(1024).default(''),
+  limit: intString(1, 1000).default(100),
+  cursor: z.string().max(2000).optional(),
+}).strict();
+
+export const WriteQuery = z
+  .object({
+    ttl: intString(1, 10 * 365 * 86_400).optional().describe('seconds until the value expires (log time)'),
+    timeoutMs: intString(0, 60_000).optional().describe('conditional writes: how long to wait for the verdict'),
+  })
+  .strict();
+
+export const WriteResult = z.object({
+  key: z.string(),
+  version: z.string().describe('log position "partition-offset"; also the ETag'),
+  partition: z.number().int(),
+  offset: z.number().int(),
+  status: z.enum(['acknowledged', 'applied']).describe('acknowledged by Kafka (plain) or applied by the replica (conditional)'),
+  deleted: z.boolean().optional(),
+});
+
+export const PendingWrite = z.object({
+  key: z.string(),
+  version: z.string(),
+  partition: z.number().int(),
+  offset: z.number().int(),
+  status: z.literal('pending'),
+  href: z.string(),
+});
+
+export const Item = z.object({
+  key: z.string(),
+  value: z.unknown(),
+  version: z.string(),
+  updatedAt: z.number().int().describe('log time of the write, ms since epoch'),
+  expiresAt: z.number().int().nullable().optional(),
+});
+
+export const ScanResult = z.object({ items: z.array(Item), nextCursor: z.string().nullable() });
+
+export const WriteOutcomeView = z.object({
+  version: z.string(),
+  status: z.enum(['applied', 'rejected', 'duplicate', 'pending', 'unknown']),
+  key: z.string().nullable().optional(),
+  reason: z.string().nullable().optional(),
+});
+
+export const PartitionStatus = z.object({
+  partition: z.number().int(),
+  appliedOffset: z.number().int(),
+  endOffset: z.number().int(),
+  lagRecords: z.number().int(),
+  stalenessMs: z.number().nullable(),
+  recordsApplied: z.number().int(),
+});
+
+export const NodeStatus = z.object({
+  node: z.string(),
+  role: z.string(),
+  topic: z.string(),
+  replica: z.object({ state: z.string(), group: z.string(), lastError: z.string().nullable() }),
+  partitions: z.array(PartitionStatus),
+  brokers: z.object({ reachable: z.boolean(), seen: z.array(z.number().int()), lastError: z.string().nullable() }),
+  writeMode: z.enum(['strict']),
+  outboxDepth: z.number().int(),
+});
+
+export const Digest = z.object({
+  node: z.string(),
+  partitions: z.array(z.object({ partition: z.number().int(), appliedOffset: z.number().int(), digest: z.string() })),
+});
+
+export const ProblemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string(),
+  retryable: z.boolean(),
+  definite: z.boolean(),
+  instance: z.string().optional(),
+});

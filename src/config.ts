@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { DEFAULTS } from './defaults.js';
+import { LagoonError } from './errors.js';
+
+const brokerList = z
+  .string()
+  .min(1)
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port')).min(1));
+
+/** Everything a node needs, parsed once at the entry point; nothing else reads process.env. */
+export const NodeConfigSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'node id: 1-64 of A-Z a-z 0-9 . _ -'),
+  host: z.string().default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535),
+  role: z.enum(['all', 'api', 'replica']).default('all'),
+  db: z.string().min(1),
+  kafka: z.object({
+    brokers: brokerList,
+    ssl: z.boolean().default(false),
+    sasl: z
+      .object({
+        mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+        username: z.string(),
+        password: z.string(),
+      })
+      .optional(),
+  }),
+  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).default(DEFAULTS.topic),
+  partitions: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.partitions),
+  replicationFactor: z.coerce.number().int().min(1).max(16).default(DEFAULTS.replicationFactor),
+  minInsyncReplicas: z.coerce.number().int().min(1).max(16).default(DEFAULTS.minInsyncReplicas),
+  maxValueBytes: z.coerce.number().int().min(1).default(DEFAULTS.maxValueBytes),
+  /** Producer linger: how long a write waits for others to share its Kafka round trip. */
+  lingerMs: z.coerce.number().int().min(0).max(1000).default(2),
+  /** Bound on a strict write: after this the client gets 503 (definite) or 504 (outcome unknown). */
+  writeTimeoutMs: z.coerce.number().int().min(100).max(120_000).default(5000),
+  /** Default wait bound for session/bounded/strong reads and conditional writes. */
+  readTimeoutMs: z.coerce.number().int().min(0).max(120_000).default(5000),
+  /** How often the node refreshes partition end offsets (lag, staleness). */
+  offsetRefreshMs: z.coerce.number().int().min(50).max(60_000).default(500),
+});
+
+export type NodeConfig = z.infer<typeof NodeConfigSchema>;
+
+/** Parses raw options (CLI flags merged over LAGOON_* env) into a NodeConfig, or throws a readable error. */
+export function parseNodeConfig(raw: unknown): NodeConfig {
+  const r = NodeConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const msg = r.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
+    throw new LagoonError('bad_config', `Invalid node configuration: ${msg}`);
+  }
+  return r.data;
+}
+
+/** The LAGOON_* environment variables a node understands, as raw config fields. */
+export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const pick = (k: string) => (env[k] === undefined || env[k] === '' ? undefined : env[k]);
+  return {
+    topic: pick('LAGOON_TOPIC'),
+    partitions: pick('LAGOON_PARTITIONS'),
+    replicationFactor: pick('LAGOON_REPLICATION_FACTOR'),
+    minInsyncReplicas: pick('LAGOON_MIN_INSYNC_REPLICAS'),
+    maxValueBytes: pick('LAGOON_MAX_VALUE_BYTES'),
+    lingerMs: pick('LAGOON_LINGER_MS'),
+    writeTimeoutMs: pick('LAGOON_WRITE_TIMEOUT_MS'),
+    readTimeoutMs: pick('LAGOON_READ_TIMEOUT_MS'),
+    brokers: pick('LAGOON_KAFKA_BROKERS'),
+    ssl: pick('LAGOON_KAFKA_SSL') === 'true',
+    saslMechanism: pick('LAGOON_KAFKA_SASL_MECHANISM'),
+    saslUsername: pick('LAGOON_KAFKA_SASL_USERNAME'),
+    saslPassword: pick('LAGOON_KAFKA_SASL_PASSWORD'),
+  };
+}

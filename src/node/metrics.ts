@@ -1,0 +1,51 @@
+import client from 'prom-client';
+
+/**
+ * The node's Prometheus registry. Names follow the de-facto conventions (see SPEC §5); this module
+ * holds the lagoon_* request and replication metrics.
+ */
+export class NodeMetrics {
+  readonly registry = new client.Registry();
+  readonly writes: client.Histogram<'op' | 'result'>;
+  readonly reads: client.Histogram<'consistency' | 'result'>;
+  readonly replication: client.Histogram<string>;
+  readonly applied: client.Counter<'partition'>;
+  readonly brokersUp: client.Gauge<string>;
+
+  constructor(nodeId: string) {
+    this.registry.setDefaultLabels({ node: nodeId });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'lagoon_process_' });
+    const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+    this.writes = new client.Histogram({
+      name: 'lagoon_write_duration_seconds',
+      help: 'REST write latency by operation and result',
+      labelNames: ['op', 'result'],
+      buckets,
+      registers: [this.registry],
+    });
+    this.reads = new client.Histogram({
+      name: 'lagoon_read_duration_seconds',
+      help: 'REST read latency by consistency level and result',
+      labelNames: ['consistency', 'result'],
+      buckets,
+      registers: [this.registry],
+    });
+    this.replication = new client.Histogram({
+      name: 'lagoon_replication_latency_seconds',
+      help: 'Produce time to applied on this replica, per record batch (last record)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [this.registry],
+    });
+    this.applied = new client.Counter({
+      name: 'lagoon_records_applied_total',
+      help: 'Records applied into this replica',
+      labelNames: ['partition'],
+      registers: [this.registry],
+    });
+    this.brokersUp = new client.Gauge({
+      name: 'lagoon_brokers_up',
+      help: 'Kafka brokers registered in the cluster metadata as seen by this node',
+      registers: [this.registry],
+    });
+  }
+}

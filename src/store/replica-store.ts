@@ -1,0 +1,447 @@
+import Database from 'better-sqlite3';
+import { type Decision, decide, type Entry } from '../core/decide.js';
+import { bigIntToDigest, digestToBigInt, EMPTY_DIGEST, entryHash } from '../core/digest.js';
+import { decodeRecord } from '../core/record.js';
+import { formatVersion } from '../core/version.js';
+import { LagoonError } from '../errors.js';
+
+/** Version of the SQLite schema below; bump it with a migration when the schema changes. */
+export const SCHEMA_VERSION = 1;
+
+/** One Kafka record as the consumer hands it over. */
+export interface LogRecord {
+  offset: number;
+  /** Kafka CreateTime, ms. */
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+/** Per-partition replica progress. `appliedOffset` is the next offset to apply (Kafka's committed-offset convention). */
+export interface PartitionInfo {
+  partition: number;
+  appliedOffset: number;
+  digest: string;
+  /** Records applied so far (each exactly once, whatever redeliveries or crashes happened). */
+  recordsApplied: number;
+  /** Partition log clock: the largest record CreateTime applied so far, or null before the first record. */
+  lastRecordTs: number | null;
+}
+
+/** The recorded outcome of one write record (GET /v1/writes/{version}). */
+export interface WriteOutcome {
+  partition: number;
+  offset: number;
+  key: string | null;
+  status: 'applied' | 'rejected' | 'duplicate';
+  /** Reject reason, or for a duplicate the version of the original write. */
+  reason: string | null;
+}
+
+/** Everything in the store, in a deterministic order: equal on every replica at equal offsets. */
+export interface StoreDump {
+  kv: Array<Entry & { partition: number }>;
+  partitions: PartitionInfo[];
+  writes: WriteOutcome[];
+  idem: Array<{ idemKey: string; version: string }>;
+}
+
+/** Test and chaos hooks for applyBatch. */
+export interface ApplyHooks {
+  /** Called inside the transaction after each applied record; throwing aborts the whole batch. */
+  afterRecord?: (offset: number, index: number) => void;
+}
+
+interface KvRow {
+  key: string;
+  partition: number;
+  value: string;
+  version: string;
+  updated_at: number;
+  expires_at: number | null;
+}
+
+interface PartitionRow {
+  partition: number;
+  applied_offset: number;
+  digest: string;
+  records_applied: number;
+  last_record_ts: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY, partition INT NOT NULL, value TEXT NOT NULL, version TEXT NOT NULL,
+  updated_at INT NOT NULL, expires_at INT
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expiry ON kv(partition, expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS partitions (
+  partition INT PRIMARY KEY, applied_offset INT NOT NULL, digest TEXT NOT NULL,
+  records_applied INT NOT NULL, last_record_ts INT
+) STRICT;
+CREATE TABLE IF NOT EXISTS writes (
+  partition INT NOT NULL, offset INT NOT NULL, key TEXT, status TEXT NOT NULL, reason TEXT,
+  PRIMARY KEY (partition, offset)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idem (idem_key TEXT PRIMARY KEY, version TEXT NOT NULL) STRICT, WITHOUT ROWID;
+`;
+
+/** Separates store key and idempotency key in idem_key; keys contain no control characters. */
+const IDEM_SEP = '\u001f';
+
+/** Idempotency keys are scoped to their store key: one key lives in one partition, so the scope is log-ordered. */
+function idemKeyOf(key: string, idem: string): string {
+  return key + IDEM_SEP + idem;
+}
+
+/**
+ * Smallest string greater than every string that starts with `prefix`, in code-point (= UTF-8 byte) order,
+ * or undefined if there is none. Used as an exclusive upper bound so prefix scans use the primary key index.
+ */
+function prefixUpperBound(prefix: string): string | undefined {
+  const cps = [...prefix].map((c) => c.codePointAt(0)!);
+  while (cps.length > 0) {
+    const last = cps.pop()!;
+    if (last < 0x10ffff) {
+      cps.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+      return String.fromCodePoint(...cps);
+    }
+  }
+  return undefined;
+}
+
+function toEntry(r: KvRow): Entry {
+  return { key: r.key, value: r.value, version: r.version, updatedAt: r.updated_at, expiresAt: r.expires_at };
+}
+
+function toPartitionInfo(r: PartitionRow): PartitionInfo {
+  return {
+    partition: r.partition,
+    appliedOffset: r.applied_offset,
+    digest: r.digest,
+    recordsApplied: r.records_applied,
+    lastRecordTs: r.last_record_ts,
+  };
+}
+
+/**
+ * A replica's local SQLite store. Every fetched batch is applied in ONE transaction together with the
+ * partition's applied offset, digest and counters, so a crash at any instant loses nothing and applies nothing
+ * twice: on restart the consumer resumes from `appliedOffsets()`, and redelivered records are skipped.
+ */
+export class ReplicaStore {
+  readonly partitions: number;
+  private readonly db: Database.Database;
+  private closed = false;
+  private readonly stmt;
+  private readonly applyTx: (
+    partition: number,
+    records: readonly LogRecord[],
+    hooks: ApplyHooks | undefined,
+  ) => {
+    applied: number;
+    skipped: number;
+  };
+
+  private constructor(db: Database.Database, partitions: number) {
+    this.db = db;
+    this.partitions = partitions;
+    this.stmt = {
+      getRow: db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
+      upsert: db.prepare(
+        `INSERT INTO kv (key, partition, value, version, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(key) DO UPDATE SET partition = excluded.partition, value = excluded.value,
+           version = excluded.version, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+      ),
+      deleteRow: db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
+      expired: db.prepare<[number, number], KvRow>(
+        'SELECT * FROM kv WHERE partition = ? AND expires_at IS NOT NULL AND expires_at <= ?',
+      ),
+      purge: db.prepare<[number, number]>(
+        'DELETE FROM kv WHERE partition = ? AND expires_at IS NOT NULL AND expires_at <= ?',
+      ),
+      getPartition: db.prepare<[number], PartitionRow>('SELECT * FROM partitions WHERE partition = ?'),
+      setPartition: db.prepare(
+        `UPDATE partitions SET applied_offset = ?, digest = ?, records_applied = ?, last_record_ts = ?
+         WHERE partition = ?`,
+      ),
+      allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY partition'),
+      insertWrite: db.prepare(
+        'INSERT INTO writes (partition, offset, key, status, reason) VALUES (?, ?, ?, ?, ?)',
+      ),
+      getWrite: db.prepare<[number, number], WriteOutcome>(
+        'SELECT partition, offset, key, status, reason FROM writes WHERE partition = ? AND offset = ?',
+      ),
+      getIdem: db.prepare<[string], { version: string }>('SELECT version FROM idem WHERE idem_key = ?'),
+      insertIdem: db.prepare('INSERT INTO idem (idem_key, version) VALUES (?, ?)'),
+      get: db.prepare<[string, number], KvRow>(
+        'SELECT * FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)',
+      ),
+    };
+    this.applyTx = db.transaction((partition, records, hooks) => this.applyInTx(partition, records, hooks));
+  }
+
+  /** Opens (creating if missing) the store at `path` for a topic with `opts.partitions` partitions. */
+  static open(path: string, opts: { partitions: number }): ReplicaStore {
+    if (!Number.isSafeInteger(opts.partitions) || opts.partitions < 1) {
+      throw new RangeError(`invalid partition count ${opts.partitions}`);
+    }
+    const db = new Database(path);
+    try {
+      db.pragma('journal_mode = WAL');
+      // FULL, not NORMAL: in WAL mode NORMAL may lose the last transactions on power loss. The applied offset
+      // commits with the data, and Kafka offsets are committed after apply, so a lost commit here would mean
+      // the replica re-applies from an older offset than Kafka believes — durability of the offset is the point.
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
+      db.exec(SCHEMA);
+      db.transaction(() => {
+        const meta = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
+        const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+        const schema = meta.get('schema_version')?.value;
+        if (schema === undefined) setMeta.run('schema_version', String(SCHEMA_VERSION));
+        else if (schema !== String(SCHEMA_VERSION)) {
+          throw new LagoonError(
+            'store_schema_mismatch',
+            `store ${path} has schema version ${schema}, this Lagoon expects ${SCHEMA_VERSION}`,
+          );
+        }
+        const parts = meta.get('partitions')?.value;
+        if (parts === undefined) setMeta.run('partitions', String(opts.partitions));
+        else if (parts !== String(opts.partitions)) {
+          throw new LagoonError(
+            'store_partition_mismatch',
+            `store ${path} was built for ${parts} partitions, the topic has ${opts.partitions}; ` +
+              'keys would now map to other partitions: delete the store file to rebuild the replica',
+          );
+        }
+        const ins = db.prepare(
+          'INSERT OR IGNORE INTO partitions (partition, applied_offset, digest, records_applied, last_record_ts) VALUES (?, 0, ?, 0, NULL)',
+        );
+        for (let p = 0; p < opts.partitions; p++) ins.run(p, EMPTY_DIGEST);
+      })();
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    return new ReplicaStore(db, opts.partitions);
+  }
+
+  /** Closes the database. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  /**
+   * Applies one fetched batch of a partition atomically: records below the stored applied offset are skipped
+   * (redelivery), the others are decoded, decided and written, and the applied offset becomes last offset + 1.
+   * Offsets must be strictly increasing; gaps (transaction markers, compaction) are fine.
+   */
+  applyBatch(
+    partition: number,
+    records: readonly LogRecord[],
+    hooks?: ApplyHooks,
+  ): { applied: number; skipped: number } {
+    this.assertOpen();
+    this.assertPartition(partition);
+    if (records.length === 0) return { applied: 0, skipped: 0 };
+    return this.applyTx(partition, records, hooks);
+  }
+
+  private applyInTx(
+    partition: number,
+    records: readonly LogRecord[],
+    hooks: ApplyHooks | undefined,
+  ): { applied: number; skipped: number } {
+    const s = this.stmt;
+    const row = s.getPartition.get(partition);
+    if (row === undefined) throw new Error(`partition row ${partition} missing`);
+    let appliedOffset = row.applied_offset;
+    let digest = digestToBigInt(row.digest);
+    let clock = row.last_record_ts;
+    let applied = 0;
+    let skipped = 0;
+    let prev = -1;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (!Number.isSafeInteger(r.offset) || r.offset < 0 || r.offset <= prev) {
+        throw new RangeError(
+          `partition ${partition}: offsets must be strictly increasing, got ${r.offset} after ${prev}`,
+        );
+      }
+      prev = r.offset;
+      if (r.offset < appliedOffset) {
+        skipped++;
+        continue;
+      }
+      // The partition's log clock never runs backwards, so expiry is monotone and purging is order-independent.
+      clock = clock === null ? r.timestamp : Math.max(clock, r.timestamp);
+      const rec = decodeRecord(r.key, r.value);
+      const key = rec.op === 'hb' ? null : rec.key;
+      const current = key === null ? undefined : s.getRow.get(key);
+      const idemKey =
+        rec.op === 'put' || rec.op === 'del'
+          ? rec.idem === undefined
+            ? undefined
+            : idemKeyOf(rec.key, rec.idem)
+          : undefined;
+      const seenIdem = idemKey === undefined ? undefined : s.getIdem.get(idemKey)?.version;
+      const d: Decision = decide(current === undefined ? undefined : toEntry(current), rec, {
+        partition,
+        offset: r.offset,
+        timestamp: clock,
+        seenIdem,
+      });
+      const version = formatVersion(partition, r.offset);
+      switch (d.kind) {
+        case 'put': {
+          if (current !== undefined) digest -= entryHash(toEntry(current));
+          const e = d.entry;
+          s.upsert.run(e.key, partition, e.value, e.version, e.updatedAt, e.expiresAt);
+          digest += entryHash(e);
+          s.insertWrite.run(partition, r.offset, key, 'applied', null);
+          break;
+        }
+        case 'delete':
+          if (current !== undefined) {
+            digest -= entryHash(toEntry(current));
+            s.deleteRow.run(current.key);
+          }
+          s.insertWrite.run(partition, r.offset, key, 'applied', null);
+          break;
+        case 'reject':
+          s.insertWrite.run(partition, r.offset, key, 'rejected', d.reason);
+          break;
+        case 'duplicate':
+          s.insertWrite.run(partition, r.offset, key, 'duplicate', d.of);
+          break;
+        case 'noop':
+          break;
+      }
+      // Remember the first attempt of an idempotent write, whether it was applied or rejected.
+      if (idemKey !== undefined && (d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject')) {
+        s.insertIdem.run(idemKey, version);
+      }
+      appliedOffset = r.offset + 1;
+      applied++;
+      hooks?.afterRecord?.(r.offset, i);
+    }
+    if (applied > 0 && clock !== null) {
+      // Drop entries that expired by log time. Deterministic: the clock is part of the replicated state.
+      for (const ex of s.expired.all(partition, clock)) digest -= entryHash(toEntry(ex));
+      s.purge.run(partition, clock);
+    }
+    if (applied > 0) {
+      s.setPartition.run(
+        appliedOffset,
+        bigIntToDigest(digest),
+        row.records_applied + applied,
+        clock,
+        partition,
+      );
+    }
+    return { applied, skipped };
+  }
+
+  /** Applied offset (next offset to apply) per partition. */
+  appliedOffsets(): Map<number, number> {
+    this.assertOpen();
+    return new Map(this.stmt.allPartitions.all().map((r) => [r.partition, r.applied_offset]));
+  }
+
+  /** All partition rows, ordered by partition. */
+  partitionInfo(): PartitionInfo[] {
+    this.assertOpen();
+    return this.stmt.allPartitions.all().map(toPartitionInfo);
+  }
+
+  /** Per-partition digest at its applied offset (GET /v1/digest). */
+  digests(): Array<{ partition: number; appliedOffset: number; digest: string }> {
+    return this.partitionInfo().map((p) => ({
+      partition: p.partition,
+      appliedOffset: p.appliedOffset,
+      digest: p.digest,
+    }));
+  }
+
+  /** Reads a key; an entry expired at wall-clock `nowMs` counts as absent. */
+  get(key: string, nowMs: number): Entry | undefined {
+    this.assertOpen();
+    const r = this.stmt.get.get(key, nowMs);
+    return r === undefined ? undefined : toEntry(r);
+  }
+
+  /**
+   * Live entries whose key starts with `prefix` and is greater than `after` (a cursor: the last key of the
+   * previous page), in UTF-8 byte order, at most `limit`.
+   */
+  scan(opts: { prefix: string; after?: string | undefined; limit: number; nowMs: number }): Entry[] {
+    this.assertOpen();
+    const where = ['(expires_at IS NULL OR expires_at > @now)'];
+    const params: Record<string, string | number> = {
+      now: opts.nowMs,
+      limit: Math.max(0, Math.floor(opts.limit)),
+    };
+    if (opts.prefix !== '') {
+      where.push('key >= @prefix');
+      params['prefix'] = opts.prefix;
+      const upper = prefixUpperBound(opts.prefix);
+      if (upper !== undefined) {
+        where.push('key < @upper');
+        params['upper'] = upper;
+      }
+    }
+    if (opts.after !== undefined) {
+      where.push('key > @after');
+      params['after'] = opts.after;
+    }
+    // Few distinct shapes (prefix/after present or not); better-sqlite3 caches compiled statements per string.
+    const sql = `SELECT * FROM kv WHERE ${where.join(' AND ')} ORDER BY key LIMIT @limit`;
+    return this.db.prepare<[Record<string, string | number>], KvRow>(sql).all(params).map(toEntry);
+  }
+
+  /** Outcome of the write record at a log position, or undefined if it is not applied (yet) or not a write. */
+  writeOutcome(partition: number, offset: number): WriteOutcome | undefined {
+    this.assertOpen();
+    return this.stmt.getWrite.get(partition, offset);
+  }
+
+  /** Version of the first write to `key` that carried idempotency key `idem`, if it has been applied. */
+  idemLookup(key: string, idem: string): string | undefined {
+    this.assertOpen();
+    return this.stmt.getIdem.get(idemKeyOf(key, idem))?.version;
+  }
+
+  /** Entire state in a deterministic order, for tests and convergence checks. */
+  dumpState(): StoreDump {
+    this.assertOpen();
+    const kv = this.db
+      .prepare<[], KvRow>('SELECT * FROM kv ORDER BY key')
+      .all()
+      .map((r) => ({ ...toEntry(r), partition: r.partition }));
+    const writes = this.db
+      .prepare<[], WriteOutcome>(
+        'SELECT partition, offset, key, status, reason FROM writes ORDER BY partition, offset',
+      )
+      .all();
+    const idem = this.db
+      .prepare<[], { idemKey: string; version: string }>(
+        'SELECT idem_key AS idemKey, version FROM idem ORDER BY idem_key',
+      )
+      .all();
+    return { kv, partitions: this.partitionInfo(), writes, idem };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new LagoonError('store_closed', 'replica store is closed');
+  }
+
+  private assertPartition(p: number): void {
+    if (!Number.isInteger(p) || p < 0 || p >= this.partitions) {
+      throw new RangeError(`partition ${p} out of range 0..${this.partitions - 1}`);
+    }
+  }
+}
