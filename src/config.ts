@@ -5,7 +5,12 @@ import { LagoonError } from './errors.js';
 const brokerList = z
   .string()
   .min(1)
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port')).min(1));
 
 /** Everything a node needs, parsed once at the entry point; nothing else reads process.env. */
@@ -26,7 +31,10 @@ export const NodeConfigSchema = z.object({
       })
       .optional(),
   }),
-  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).default(DEFAULTS.topic),
+  topic: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,249}$/)
+    .default(DEFAULTS.topic),
   partitions: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.partitions),
   replicationFactor: z.coerce.number().int().min(1).max(16).default(DEFAULTS.replicationFactor),
   minInsyncReplicas: z.coerce.number().int().min(1).max(16).default(DEFAULTS.minInsyncReplicas),

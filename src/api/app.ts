@@ -15,15 +15,18 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).type('application/problem+json').send({
-      type: 'https://lagoon.dev/problems/no_route',
-      title: 'Not Found',
-      status: 404,
-      detail: `No route ${req.method} ${req.url.split('?')[0]}`,
-      code: 'no_route',
-      retryable: false,
-      definite: true,
-    }),
+    reply
+      .code(404)
+      .type('application/problem+json')
+      .send({
+        type: 'https://lagoon.dev/problems/no_route',
+        title: 'Not Found',
+        status: 404,
+        detail: `No route ${req.method} ${req.url.split('?')[0]}`,
+        code: 'no_route',
+        retryable: false,
+        definite: true,
+      }),
   );
   kvRoutes(app, deps);
   adminRoutes(app, deps);

@@ -29,13 +29,28 @@ function queryParams(s: z.ZodObject): Json[] {
   }));
 }
 
-const json = (s: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema: schema(s) } } });
+const json = (s: z.ZodType, description: string) => ({
+  description,
+  content: { 'application/json': { schema: schema(s) } },
+});
 const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: schema(ProblemSchema) } },
 });
-const keyParam = { name: 'key', in: 'path', required: true, schema: { type: 'string', minLength: 1 }, description: 'URL-encoded UTF-8 key, 1–1024 bytes' };
-const header = (name: string, description: string) => ({ name, in: 'header', required: false, schema: { type: 'string' }, description });
+const keyParam = {
+  name: 'key',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', minLength: 1 },
+  description: 'URL-encoded UTF-8 key, 1–1024 bytes',
+};
+const header = (name: string, description: string) => ({
+  name,
+  in: 'header',
+  required: false,
+  schema: { type: 'string' },
+  description,
+});
 const readHeaders = {
   ETag: { schema: { type: 'string' } },
   'Lagoon-Served-By': { schema: { type: 'string' } },
@@ -56,7 +71,10 @@ export function openApiDocument(config: NodeConfig): Json {
     header('Lagoon-Session', 'session token to extend'),
   ];
   const writeResponses = {
-    200: { ...json(WriteResult, 'Acknowledged by Kafka (acks=all), or applied (conditional)'), headers: { ETag: { schema: { type: 'string' } }, 'Lagoon-Session': { schema: { type: 'string' } } } },
+    200: {
+      ...json(WriteResult, 'Acknowledged by Kafka (acks=all), or applied (conditional)'),
+      headers: { ETag: { schema: { type: 'string' } }, 'Lagoon-Session': { schema: { type: 'string' } } },
+    },
     202: json(PendingWrite, 'Conditional write not decided in time; poll href'),
     400: problem('Invalid key, value, header or query'),
     412: problem('Condition not met'),
@@ -75,7 +93,11 @@ export function openApiDocument(config: NodeConfig): Json {
       '/v1/kv/{key}': {
         get: {
           summary: 'Read one key at a consistency level',
-          parameters: [keyParam, ...queryParams(ReadQuery), header('Lagoon-Session', 'token for consistency=session')],
+          parameters: [
+            keyParam,
+            ...queryParams(ReadQuery),
+            header('Lagoon-Session', 'token for consistency=session'),
+          ],
           responses: {
             200: { ...json(Item, 'The value'), headers: readHeaders },
             400: problem('Invalid key, query or session token'),
@@ -90,26 +112,51 @@ export function openApiDocument(config: NodeConfig): Json {
           requestBody: { required: true, content: { 'application/json': { schema: {} } } },
           responses: writeResponses,
         },
-        delete: { summary: 'Delete a key (tombstone)', parameters: writeParams.filter((p) => p.name !== 'ttl'), responses: writeResponses },
+        delete: {
+          summary: 'Delete a key (tombstone)',
+          parameters: writeParams.filter((p) => p.name !== 'ttl'),
+          responses: writeResponses,
+        },
       },
       '/v1/kv': {
         get: {
           summary: 'Ordered scan with cursor pagination',
           parameters: [...queryParams(ScanQuery), header('Lagoon-Session', 'token for consistency=session')],
-          responses: { 200: { ...json(ScanResult, 'A page of items'), headers: readHeaders }, 400: problem('Invalid query') },
+          responses: {
+            200: { ...json(ScanResult, 'A page of items'), headers: readHeaders },
+            400: problem('Invalid query'),
+          },
         },
       },
       '/v1/writes/{version}': {
         get: {
           summary: 'Outcome of a write',
           parameters: [{ name: 'version', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { 200: json(WriteOutcomeView, 'applied / rejected / duplicate / pending / unknown'), 400: problem('Not a version') },
+          responses: {
+            200: json(WriteOutcomeView, 'applied / rejected / duplicate / pending / unknown'),
+            400: problem('Not a version'),
+          },
         },
       },
-      '/v1/status': { get: { summary: 'Node status, per-partition offsets and lag', responses: { 200: json(NodeStatus, 'Status') } } },
-      '/v1/digest': { get: { summary: 'Per-partition digest of replica state', responses: { 200: json(Digest, 'Digests') } } },
+      '/v1/status': {
+        get: {
+          summary: 'Node status, per-partition offsets and lag',
+          responses: { 200: json(NodeStatus, 'Status') },
+        },
+      },
+      '/v1/digest': {
+        get: {
+          summary: 'Per-partition digest of replica state',
+          responses: { 200: json(Digest, 'Digests') },
+        },
+      },
       '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'alive' } } } },
-      '/readyz': { get: { summary: 'Readiness', responses: { 200: { description: 'ready' }, 503: problem('not ready') } } },
+      '/readyz': {
+        get: {
+          summary: 'Readiness',
+          responses: { 200: { description: 'ready' }, 503: problem('not ready') },
+        },
+      },
     },
   };
 }
@@ -118,12 +165,21 @@ const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** A self-contained docs page (no CDN): every operation, its parameters and responses. */
 export function docsPage(doc: Json): string {
-  const paths = doc.paths as Record<string, Record<string, { summary?: string; parameters?: Json[]; responses?: Record<string, { description?: string }> }>>;
+  const paths = doc.paths as Record<
+    string,
+    Record<
+      string,
+      { summary?: string; parameters?: Json[]; responses?: Record<string, { description?: string }> }
+    >
+  >;
   const ops = Object.entries(paths)
     .flatMap(([path, methods]) =>
       Object.entries(methods).map(([method, op]) => {
         const params = (op.parameters ?? [])
-          .map((p) => `<li><code>${esc(String(p.name))}</code> <small>(${esc(String(p.in))})</small> ${esc(String(p.description ?? ''))}</li>`)
+          .map(
+            (p) =>
+              `<li><code>${esc(String(p.name))}</code> <small>(${esc(String(p.in))})</small> ${esc(String(p.description ?? ''))}</li>`,
+          )
           .join('');
         const responses = Object.entries(op.responses ?? {})
           .map(([code, r]) => `<li><b>${code}</b> ${esc(r.description ?? '')}</li>`)

@@ -72,10 +72,18 @@ export function errorHandler(
   const m = fe.code ? mapped[fe.code] : undefined;
   if (m) return sendProblem(reply, new LagoonError(m[1], m[2], { status: m[0] }), request.url);
   if (fe.statusCode === 400 && (error instanceof SyntaxError || /JSON/i.test(error.message))) {
-    return sendProblem(reply, new LagoonError('invalid_json', 'The body is not valid JSON', { status: 400 }), request.url);
+    return sendProblem(
+      reply,
+      new LagoonError('invalid_json', 'The body is not valid JSON', { status: 400 }),
+      request.url,
+    );
   }
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return sendProblem(reply, new LagoonError('bad_request', error.message, { status: fe.statusCode }), request.url);
+    return sendProblem(
+      reply,
+      new LagoonError('bad_request', error.message, { status: fe.statusCode }),
+      request.url,
+    );
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendProblem(

@@ -1,4 +1,4 @@
-import { decodeSession, mergeSession, encodeSession } from '../core/session.js';
+import { decodeSession, encodeSession, mergeSession } from '../core/session.js';
 import { LagoonError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest } from './problem.js';
@@ -65,7 +65,8 @@ export async function admitRead(
         partitions.every(
           (p) =>
             (params.maxLag === undefined || deps.freshness.lagRecords(p) <= params.maxLag) &&
-            (params.maxStaleMs === undefined || deps.freshness.stalenessMs(p, Date.now()) <= params.maxStaleMs),
+            (params.maxStaleMs === undefined ||
+              deps.freshness.stalenessMs(p, Date.now()) <= params.maxStaleMs),
         );
       const deadline = Date.now() + timeoutMs;
       while (!ok()) {

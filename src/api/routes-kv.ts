@@ -25,7 +25,13 @@ function stalenessHeader(ms: number): string {
 }
 
 /** The read headers every read answer carries, 404s included. */
-function readHeaders(deps: ApiDeps, reply: FastifyReply, params: ReadParams, token: Map<number, number>, parts: number[]) {
+function readHeaders(
+  deps: ApiDeps,
+  reply: FastifyReply,
+  params: ReadParams,
+  token: Map<number, number>,
+  parts: number[],
+) {
   const now = Date.now();
   const lag = Math.max(0, ...parts.map((p) => deps.freshness.lagRecords(p)));
   const stale = Math.max(0, ...parts.map((p) => deps.freshness.stalenessMs(p, now)));
@@ -49,7 +55,11 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     try {
       await admitRead(deps, params, [partition], token);
     } catch (e) {
-      deps.observe?.read?.(params.consistency, (e as LagoonError).code ?? 'error', (performance.now() - started) / 1000);
+      deps.observe?.read?.(
+        params.consistency,
+        (e as LagoonError).code ?? 'error',
+        (performance.now() - started) / 1000,
+      );
       throw e;
     }
     const entry = deps.store.get(key, Date.now());
@@ -90,7 +100,10 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
           `{"key":${JSON.stringify(e.key)},"value":${e.value},"version":${JSON.stringify(e.version)},"updatedAt":${e.updatedAt}${e.expiresAt === null ? '' : `,"expiresAt":${e.expiresAt}`}}`,
       )
       .join(',');
-    const next = more && page.length > 0 ? JSON.stringify(Buffer.from(page[page.length - 1]!.key).toString('base64url')) : 'null';
+    const next =
+      more && page.length > 0
+        ? JSON.stringify(Buffer.from(page[page.length - 1]!.key).toString('base64url'))
+        : 'null';
     return reply.type('application/json').send(`{"items":[${items}],"nextCursor":${next}}`);
   });
 
@@ -101,9 +114,13 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (op === 'del' && q.ttl !== undefined) throw badRequest('invalid_query', 'ttl applies to PUT only');
     const mode = req.headers['lagoon-write-mode'];
     if (mode !== undefined && mode !== 'strict') {
-      throw new LagoonError('write_mode_unsupported', `Write mode '${String(mode)}' is not available on this node; use strict`, {
-        status: 400,
-      });
+      throw new LagoonError(
+        'write_mode_unsupported',
+        `Write mode '${String(mode)}' is not available on this node; use strict`,
+        {
+          status: 400,
+        },
+      );
     }
     const ifMatchRaw = req.headers['if-match'];
     const ifNoneMatchRaw = req.headers['if-none-match'];
@@ -125,10 +142,14 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (idemRaw !== undefined) {
       idem = String(idemRaw);
       if (idem.length === 0 || idem.length > MAX_IDEM_LENGTH || !IDEM_RE.test(idem)) {
-        throw badRequest('invalid_idempotency_key', `Idempotency-Key: 1-${MAX_IDEM_LENGTH} visible ASCII characters`);
+        throw badRequest(
+          'invalid_idempotency_key',
+          `Idempotency-Key: 1-${MAX_IDEM_LENGTH} visible ASCII characters`,
+        );
       }
     }
-    if (op === 'put' && req.body === undefined) throw badRequest('invalid_json', 'Send the value as a JSON body');
+    if (op === 'put' && req.body === undefined)
+      throw badRequest('invalid_json', 'Send the value as a JSON body');
     const conditional = ifMatch !== undefined || ifNoneMatchRaw !== undefined;
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
@@ -142,7 +163,9 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       }
     }
     if (!deps.writer) {
-      throw new LagoonError('not_a_writer', 'This node runs --role replica and takes no writes', { status: 503 });
+      throw new LagoonError('not_a_writer', 'This node runs --role replica and takes no writes', {
+        status: 503,
+      });
     }
     const record = encodeRecord(
       op === 'put'
@@ -166,7 +189,9 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
           },
     );
     if (op === 'put' && record.length > deps.config.maxValueBytes + 4096) {
-      throw new LagoonError('value_too_large', `The value exceeds ${deps.config.maxValueBytes} bytes`, { status: 413 });
+      throw new LagoonError('value_too_large', `The value exceeds ${deps.config.maxValueBytes} bytes`, {
+        status: 413,
+      });
     }
     let ack: Awaited<ReturnType<NonNullable<ApiDeps['writer']>['append']>>;
     try {
@@ -186,7 +211,10 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const outcome = reached ? deps.store.writeOutcome(ack.partition, ack.offset) : undefined;
     if (!outcome) {
       deps.observe?.write?.(op, 'pending', (performance.now() - started) / 1000);
-      reply.header('Lagoon-Session', encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))));
+      reply.header(
+        'Lagoon-Session',
+        encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))),
+      );
       reply.header('Location', `/v1/writes/${version}`);
       return reply.code(202).send({
         key,
@@ -199,7 +227,10 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     if (outcome.status === 'rejected') {
       deps.observe?.write?.(op, 'precondition_failed', (performance.now() - started) / 1000);
-      reply.header('Lagoon-Session', encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))));
+      reply.header(
+        'Lagoon-Session',
+        encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))),
+      );
       throw new LagoonError('precondition_failed', `Condition not met: ${outcome.reason ?? 'rejected'}`, {
         status: 412,
         details: { reason: outcome.reason, version },
@@ -216,10 +247,12 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v1/writes/:version', async (req) => {
     const raw = (req.params as { version: string }).version;
     const pos = parseVersion(raw);
-    if (!pos || pos.partition >= P) throw badRequest('invalid_version', `Not a version of this store: ${raw}`);
+    if (!pos || pos.partition >= P)
+      throw badRequest('invalid_version', `Not a version of this store: ${raw}`);
     const outcome = deps.store.writeOutcome(pos.partition, pos.offset);
     if (outcome) return { version: raw, status: outcome.status, key: outcome.key, reason: outcome.reason };
-    if (deps.watch.applied(pos.partition) > pos.offset) return { version: raw, status: 'unknown', key: null, reason: 'no write at this position' };
+    if (deps.watch.applied(pos.partition) > pos.offset)
+      return { version: raw, status: 'unknown', key: null, reason: 'no write at this position' };
     return { version: raw, status: 'pending', key: null, reason: null };
   });
 }

@@ -11,7 +11,9 @@ export const ReadQuery = z
   .object({
     consistency: Consistency.default('eventual'),
     maxStaleMs: intString(0, 86_400_000).optional().describe('bounded: serve only if staleness ≤ this'),
-    maxLag: intString(0, Number.MAX_SAFE_INTEGER).optional().describe('bounded: serve only if lag in records ≤ this'),
+    maxLag: intString(0, Number.MAX_SAFE_INTEGER)
+      .optional()
+      .describe('bounded: serve only if lag in records ≤ this'),
     timeoutMs: intString(0, 60_000).optional().describe('how long to wait for the replica to catch up'),
   })
   .strict();
@@ -24,8 +26,12 @@ export const ScanQuery = ReadQuery.extend({
 
 export const WriteQuery = z
   .object({
-    ttl: intString(1, 10 * 365 * 86_400).optional().describe('seconds until the value expires (log time)'),
-    timeoutMs: intString(0, 60_000).optional().describe('conditional writes: how long to wait for the verdict'),
+    ttl: intString(1, 10 * 365 * 86_400)
+      .optional()
+      .describe('seconds until the value expires (log time)'),
+    timeoutMs: intString(0, 60_000)
+      .optional()
+      .describe('conditional writes: how long to wait for the verdict'),
   })
   .strict();
 
@@ -34,7 +40,9 @@ export const WriteResult = z.object({
   version: z.string().describe('log position "partition-offset"; also the ETag'),
   partition: z.number().int(),
   offset: z.number().int(),
-  status: z.enum(['acknowledged', 'applied']).describe('acknowledged by Kafka (plain) or applied by the replica (conditional)'),
+  status: z
+    .enum(['acknowledged', 'applied'])
+    .describe('acknowledged by Kafka (plain) or applied by the replica (conditional)'),
   deleted: z.boolean().optional(),
 });
 
@@ -79,14 +87,20 @@ export const NodeStatus = z.object({
   topic: z.string(),
   replica: z.object({ state: z.string(), group: z.string(), lastError: z.string().nullable() }),
   partitions: z.array(PartitionStatus),
-  brokers: z.object({ reachable: z.boolean(), seen: z.array(z.number().int()), lastError: z.string().nullable() }),
+  brokers: z.object({
+    reachable: z.boolean(),
+    seen: z.array(z.number().int()),
+    lastError: z.string().nullable(),
+  }),
   writeMode: z.enum(['strict']),
   outboxDepth: z.number().int(),
 });
 
 export const Digest = z.object({
   node: z.string(),
-  partitions: z.array(z.object({ partition: z.number().int(), appliedOffset: z.number().int(), digest: z.string() })),
+  partitions: z.array(
+    z.object({ partition: z.number().int(), appliedOffset: z.number().int(), digest: z.string() }),
+  ),
 });
 
 export const ProblemSchema = z.object({

@@ -10,10 +10,15 @@ export interface KafkaCliOptions {
   basePort?: number;
 }
 
-const USAGE = 'lagoon kafka start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]';
+const USAGE =
+  'lagoon kafka start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]';
 
 /** `lagoon kafka …`: the manual lever on the local cluster in the data dir. */
-export async function kafkaCommand(action: string | undefined, opts: KafkaCliOptions, io: CliIo): Promise<number> {
+export async function kafkaCommand(
+  action: string | undefined,
+  opts: KafkaCliOptions,
+  io: CliIo,
+): Promise<number> {
   const needsExisting = action !== 'start';
   if (needsExisting && !LocalCluster.exists(opts.dataDir)) {
     throw new LagoonError(
@@ -28,7 +33,8 @@ export async function kafkaCommand(action: string | undefined, opts: KafkaCliOpt
     progress: (line) => io.err(line),
   });
   const broker = () => {
-    if (opts.broker === undefined) throw new LagoonError('bad_argument', `--broker N is required. Usage: ${USAGE}`);
+    if (opts.broker === undefined)
+      throw new LagoonError('bad_argument', `--broker N is required. Usage: ${USAGE}`);
     return opts.broker;
   };
   switch (action) {

@@ -16,7 +16,8 @@ Usage:
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new LagoonError('bad_argument', `--${name} must be a whole number, got '${v}'`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new LagoonError('bad_argument', `--${name} must be a whole number, got '${v}'`);
   return n;
 }
 

@@ -48,7 +48,9 @@ export async function nodeCommand(flags: NodeFlags, io: CliIo): Promise<number> 
   if (!flags.id) throw new LagoonError('bad_argument', 'lagoon node needs --id ID');
   const config = nodeConfigFrom(flags, process.env);
   const node = await LagoonNode.start(config);
-  io.err(`lagoon node ${config.id} (${config.role}) listening on ${node.address}, Kafka ${config.kafka.brokers.join(',')}`);
+  io.err(
+    `lagoon node ${config.id} (${config.role}) listening on ${node.address}, Kafka ${config.kafka.brokers.join(',')}`,
+  );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

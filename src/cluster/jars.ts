@@ -16,7 +16,10 @@ export interface KafkaJars {
 }
 
 /** Cache root: LAGOON_KAFKA_CACHE, else $XDG_CACHE_HOME/lagoon, else ~/.cache/lagoon. Outside the repo on purpose. */
-export function kafkaCacheDir(env: NodeJS.ProcessEnv = process.env, version: string = DEFAULTS.kafkaVersion): string {
+export function kafkaCacheDir(
+  env: NodeJS.ProcessEnv = process.env,
+  version: string = DEFAULTS.kafkaVersion,
+): string {
   const root =
     env.LAGOON_KAFKA_CACHE ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'lagoon');
   return path.join(root, `kafka-${version}`);
@@ -32,7 +35,10 @@ function jarsOf(dir: string): KafkaJars {
 
 /** True when both classpaths are in the cache (a `.complete` marker is written last, so a torn fetch is refetched). */
 export function kafkaJarsCached(dir = kafkaCacheDir()): boolean {
-  return fs.existsSync(path.join(dir, 'broker', '.complete')) && fs.existsSync(path.join(dir, 'tools', '.complete'));
+  return (
+    fs.existsSync(path.join(dir, 'broker', '.complete')) &&
+    fs.existsSync(path.join(dir, 'tools', '.complete'))
+  );
 }
 
 export type Progress = (line: string) => void;
@@ -41,7 +47,10 @@ export type Progress = (line: string) => void;
  * Makes sure the pinned Kafka broker and tools jars are in the cache, fetching them with Maven on first use.
  * Later calls return at once.
  */
-export async function ensureKafkaJars(progress: Progress = () => {}, dir = kafkaCacheDir()): Promise<KafkaJars> {
+export async function ensureKafkaJars(
+  progress: Progress = () => {},
+  dir = kafkaCacheDir(),
+): Promise<KafkaJars> {
   if (kafkaJarsCached(dir)) return jarsOf(dir);
   const started = Date.now();
   progress(`Fetching Apache Kafka ${DEFAULTS.kafkaVersion} from Maven Central into ${dir} (first use only)…`);
@@ -49,7 +58,9 @@ export async function ensureKafkaJars(progress: Progress = () => {}, dir = kafka
     const out = path.join(dir, part);
     fs.rmSync(out, { recursive: true, force: true });
     fs.mkdirSync(out, { recursive: true });
-    await runMaven(path.join(INFRA, part, 'pom.xml'), out, (n) => progress(`  ${part}: ${n} artifacts downloaded`));
+    await runMaven(path.join(INFRA, part, 'pom.xml'), out, (n) =>
+      progress(`  ${part}: ${n} artifacts downloaded`),
+    );
     const jars = fs.readdirSync(out).filter((f) => f.endsWith('.jar'));
     if (jars.length === 0) {
       throw new LagoonError('kafka_fetch_failed', `Maven put no jars in ${out}`, { retryable: true });

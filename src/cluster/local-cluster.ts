@@ -6,8 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { LagoonError } from '../errors.js';
-import { type KafkaJars, ensureKafkaJars, type Progress } from './jars.js';
-import { type BrokerLayout, type ClusterLayout, bootstrapOf, clusterLayout } from './layout.js';
+import { ensureKafkaJars, type KafkaJars, type Progress } from './jars.js';
+import { type BrokerLayout, bootstrapOf, type ClusterLayout, clusterLayout } from './layout.js';
 import {
   isAlive,
   isProcessOf,
@@ -116,7 +116,10 @@ export class LocalCluster {
   broker(id: number): BrokerLayout {
     const b = this.layout.brokers.find((x) => x.id === id);
     if (!b) {
-      throw new LagoonError('bad_argument', `No broker ${id}: this cluster has brokers 1..${this.brokerCount}`);
+      throw new LagoonError(
+        'bad_argument',
+        `No broker ${id}: this cluster has brokers 1..${this.brokerCount}`,
+      );
     }
     return b;
   }
@@ -221,7 +224,12 @@ export class LocalCluster {
     try {
       const out = await this.tool(
         'org.apache.kafka.tools.MetadataQuorumCommand',
-        ['--bootstrap-controller', live.map((b) => `127.0.0.1:${b.controllerPort}`).join(','), 'describe', '--status'],
+        [
+          '--bootstrap-controller',
+          live.map((b) => `127.0.0.1:${b.controllerPort}`).join(','),
+          'describe',
+          '--status',
+        ],
         20_000,
       );
       const m = /LeaderId:\s+(-?\d+)/.exec(out);
@@ -249,7 +257,9 @@ export class LocalCluster {
       // linger in the others' metadata until its session times out, so only its own answer proves it is up.
       const answers = await Promise.all(ids.map((id) => this.registeredVia(id)));
       const missing = answers.flatMap((seen, i) =>
-        typeof seen === 'string' ? [`${ids[i]}: ${seen}`] : ids.filter((x) => !seen.has(x)).map((x) => `${x} not registered`),
+        typeof seen === 'string'
+          ? [`${ids[i]}: ${seen}`]
+          : ids.filter((x) => !seen.has(x)).map((x) => `${x} not registered`),
       );
       if (missing.length === 0) return;
       lastError = missing.join('; ');
@@ -378,7 +388,8 @@ export class LocalCluster {
       { detached: true, stdio: ['ignore', out, out] },
     );
     fs.closeSync(out);
-    if (child.pid === undefined) throw new LagoonError('broker_spawn_failed', `Could not start broker ${b.id}`);
+    if (child.pid === undefined)
+      throw new LagoonError('broker_spawn_failed', `Could not start broker ${b.id}`);
     fs.writeFileSync(b.pidFile, `${child.pid}\n`);
     child.unref();
   }
@@ -412,12 +423,17 @@ function runJava(args: string[], timeoutMs: number): Promise<string> {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new LagoonError('java_missing', `Could not run java: ${e.message}. Install a JDK 17+.`, { cause: e }));
+      reject(
+        new LagoonError('java_missing', `Could not run java: ${e.message}. Install a JDK 17+.`, { cause: e }),
+      );
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new LagoonError('java_failed', `java ${args.slice(-4).join(' ')} exited ${code}: ${err || out}`));
+      else
+        reject(
+          new LagoonError('java_failed', `java ${args.slice(-4).join(' ')} exited ${code}: ${err || out}`),
+        );
     });
   });
 }

@@ -36,11 +36,22 @@ export class ClusterMonitor {
   private round: Promise<Map<number, PartitionView>> | undefined;
   private nextRound: Promise<Map<number, PartitionView>> | undefined;
   private closed = false;
-  private view: ClusterView = { reachable: false, brokers: [], lastOkAt: 0, lastError: 'not yet contacted', partitions: [] };
+  private view: ClusterView = {
+    reachable: false,
+    brokers: [],
+    lastOkAt: 0,
+    lastError: 'not yet contacted',
+    partitions: [],
+  };
 
   constructor(
     kafka: Kafka,
-    opts: { topic: string; minInsyncReplicas: number; intervalMs: number; onRefresh?: (view: ClusterView) => void },
+    opts: {
+      topic: string;
+      minInsyncReplicas: number;
+      intervalMs: number;
+      onRefresh?: (view: ClusterView) => void;
+    },
   ) {
     this.onRefresh = opts.onRefresh;
     this.kafka = kafka;

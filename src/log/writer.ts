@@ -47,7 +47,8 @@ export type WriterState = 'idle' | 'running' | 'closing' | 'closed';
  */
 export class Writer {
   private readonly kafka: Kafka;
-  private readonly opts: Required<Omit<WriterOptions, 'onBatch' | 'gate'>> & Pick<WriterOptions, 'onBatch' | 'gate'>;
+  private readonly opts: Required<Omit<WriterOptions, 'onBatch' | 'gate'>> &
+    Pick<WriterOptions, 'onBatch' | 'gate'>;
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
   private queue: Pending[] = [];
@@ -72,7 +73,9 @@ export class Writer {
   /** Appends one record; resolves once Kafka acknowledged it with acks=all. */
   append(key: Buffer | null, value: Buffer, partition: number, timeoutMs: number): Promise<WriteAck> {
     if (this.state !== 'running') {
-      return Promise.reject(new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }));
+      return Promise.reject(
+        new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }),
+      );
     }
     return new Promise<WriteAck>((resolve, reject) => {
       const p: Pending = {
@@ -92,7 +95,12 @@ export class Writer {
   }
 
   status(): { state: WriterState; queued: number; lastError: string | undefined; lastOkAt: number } {
-    return { state: this.state, queued: this.queue.length, lastError: this.lastError, lastOkAt: this.lastOkAt };
+    return {
+      state: this.state,
+      queued: this.queue.length,
+      lastError: this.lastError,
+      lastOkAt: this.lastOkAt,
+    };
   }
 
   /** Idempotent: stops taking writes, lets the in-flight request finish, fails what is still queued. */
@@ -102,7 +110,10 @@ export class Writer {
       clearTimeout(this.flushTimer);
       for (let i = 0; i < 100 && this.flushing; i++) await new Promise((r) => setTimeout(r, 50));
       for (const p of this.queue.splice(0)) {
-        this.settle(p, new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }));
+        this.settle(
+          p,
+          new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }),
+        );
       }
       await this.producer?.disconnect().catch(() => {});
       this.state = 'closed';
@@ -197,11 +208,14 @@ export class Writer {
       for (const p of batch) {
         const b = base.get(p.partition);
         if (b === undefined) {
-          this.settle(p, new LagoonError('write_outcome_unknown', 'Kafka answered without this partition', {
-            status: 504,
-            definite: false,
-            retryable: true,
-          }));
+          this.settle(
+            p,
+            new LagoonError('write_outcome_unknown', 'Kafka answered without this partition', {
+              status: 504,
+              definite: false,
+              retryable: true,
+            }),
+          );
           continue;
         }
         const i = next.get(p.partition) ?? 0;

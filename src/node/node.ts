@@ -56,7 +56,8 @@ export class LagoonNode {
       minInsyncReplicas: config.minInsyncReplicas,
       intervalMs: config.offsetRefreshMs,
       onRefresh: (view) => {
-        for (const p of view.partitions) if (p) this.freshness.observeEnd(p.partition, p.endOffset, p.observedAt);
+        for (const p of view.partitions)
+          if (p) this.freshness.observeEnd(p.partition, p.endOffset, p.observedAt);
         this.metrics.brokersUp.set(view.brokers.length);
       },
     });
@@ -143,7 +144,10 @@ export class LagoonNode {
 
   private async connectReplica(): Promise<void> {
     if (!this.replica) return;
-    const admin = kafkaClient({ brokers: this.config.kafka.brokers, clientId: `lagoon-${this.config.id}-admin` });
+    const admin = kafkaClient({
+      brokers: this.config.kafka.brokers,
+      clientId: `lagoon-${this.config.id}-admin`,
+    });
     let delay = 250;
     while (this.state !== 'stopping' && this.state !== 'stopped') {
       try {

@@ -134,6 +134,10 @@ export class ReplicaStore {
   readonly partitions: number;
   private readonly db: Database.Database;
   private closed = false;
+  private readonly scanCache = new Map<
+    string,
+    Database.Statement<[Record<string, string | number>], KvRow>
+  >();
   private readonly stmt;
   private readonly applyTx: (
     partition: number,
@@ -190,9 +194,11 @@ export class ReplicaStore {
     const db = new Database(path);
     try {
       db.pragma('journal_mode = WAL');
-      // FULL, not NORMAL: in WAL mode NORMAL may lose the last transactions on power loss. The applied offset
-      // commits with the data, and Kafka offsets are committed after apply, so a lost commit here would mean
-      // the replica re-applies from an older offset than Kafka believes — durability of the offset is the point.
+      // FULL, not NORMAL: in WAL mode NORMAL may roll back the last committed batches on power loss. The
+      // state would stay consistent (data and offset commit together) but would move back in time: outcomes
+      // already reported (a 200 for a conditional put, a session read at that offset) would vanish, Kafka's
+      // committed offsets would be ahead of the store, and records already deleted by retention could not be
+      // fetched again. Durability of the applied offset is the point of this store.
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
@@ -272,6 +278,10 @@ export class ReplicaStore {
           `partition ${partition}: offsets must be strictly increasing, got ${r.offset} after ${prev}`,
         );
       }
+      // Kafka reports -1 for records without a timestamp; that is an integer, and deterministic, so it is fine.
+      if (!Number.isSafeInteger(r.timestamp)) {
+        throw new RangeError(`partition ${partition} offset ${r.offset}: invalid timestamp ${r.timestamp}`);
+      }
       prev = r.offset;
       if (r.offset < appliedOffset) {
         skipped++;
@@ -282,12 +292,8 @@ export class ReplicaStore {
       const rec = decodeRecord(r.key, r.value);
       const key = rec.op === 'hb' ? null : rec.key;
       const current = key === null ? undefined : s.getRow.get(key);
-      const idemKey =
-        rec.op === 'put' || rec.op === 'del'
-          ? rec.idem === undefined
-            ? undefined
-            : idemKeyOf(rec.key, rec.idem)
-          : undefined;
+      const idem = rec.op === 'put' || rec.op === 'del' ? rec.idem : undefined;
+      const idemKey = idem === undefined || key === null ? undefined : idemKeyOf(key, idem);
       const seenIdem = idemKey === undefined ? undefined : s.getIdem.get(idemKey)?.version;
       const d: Decision = decide(current === undefined ? undefined : toEntry(current), rec, {
         partition,
@@ -295,7 +301,6 @@ export class ReplicaStore {
         timestamp: clock,
         seenIdem,
       });
-      const version = formatVersion(partition, r.offset);
       switch (d.kind) {
         case 'put': {
           if (current !== undefined) digest -= entryHash(toEntry(current));
@@ -323,7 +328,7 @@ export class ReplicaStore {
       }
       // Remember the first attempt of an idempotent write, whether it was applied or rejected.
       if (idemKey !== undefined && (d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject')) {
-        s.insertIdem.run(idemKey, version);
+        s.insertIdem.run(idemKey, formatVersion(partition, r.offset));
       }
       appliedOffset = r.offset + 1;
       applied++;
@@ -380,27 +385,36 @@ export class ReplicaStore {
    */
   scan(opts: { prefix: string; after?: string | undefined; limit: number; nowMs: number }): Entry[] {
     this.assertOpen();
-    const where = ['(expires_at IS NULL OR expires_at > @now)'];
+    if (!Number.isSafeInteger(opts.limit) || opts.limit < 0)
+      throw new RangeError(`invalid limit ${opts.limit}`);
+    const upper = opts.prefix === '' ? undefined : prefixUpperBound(opts.prefix);
     const params: Record<string, string | number> = {
       now: opts.nowMs,
-      limit: Math.max(0, Math.floor(opts.limit)),
+      limit: opts.limit,
+      prefix: opts.prefix,
     };
-    if (opts.prefix !== '') {
-      where.push('key >= @prefix');
-      params['prefix'] = opts.prefix;
-      const upper = prefixUpperBound(opts.prefix);
-      if (upper !== undefined) {
-        where.push('key < @upper');
-        params['upper'] = upper;
-      }
+    if (upper !== undefined) params['upper'] = upper;
+    if (opts.after !== undefined) params['after'] = opts.after;
+    return this.scanStatement(upper !== undefined, opts.after !== undefined)
+      .all(params)
+      .map(toEntry);
+  }
+
+  /** One compiled statement per query shape, so a scan is a range walk of the primary key that stops at limit. */
+  private scanStatement(
+    hasUpper: boolean,
+    hasAfter: boolean,
+  ): Database.Statement<[Record<string, string | number>], KvRow> {
+    const shape = `${hasUpper ? 'u' : ''}${hasAfter ? 'a' : ''}`;
+    let stmt = this.scanCache.get(shape);
+    if (stmt === undefined) {
+      const where = ['key >= @prefix', '(expires_at IS NULL OR expires_at > @now)'];
+      if (hasUpper) where.push('key < @upper');
+      if (hasAfter) where.push('key > @after');
+      stmt = this.db.prepare(`SELECT * FROM kv WHERE ${where.join(' AND ')} ORDER BY key LIMIT @limit`);
+      this.scanCache.set(shape, stmt);
     }
-    if (opts.after !== undefined) {
-      where.push('key > @after');
-      params['after'] = opts.after;
-    }
-    // Few distinct shapes (prefix/after present or not); better-sqlite3 caches compiled statements per string.
-    const sql = `SELECT * FROM kv WHERE ${where.join(' AND ')} ORDER BY key LIMIT @limit`;
-    return this.db.prepare<[Record<string, string | number>], KvRow>(sql).all(params).map(toEntry);
+    return stmt;
   }
 
   /** Outcome of the write record at a log position, or undefined if it is not applied (yet) or not a write. */

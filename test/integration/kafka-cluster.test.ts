@@ -58,7 +58,13 @@ describe.skipIf(!cluster)('local 3-broker cluster', () => {
         value: String(seq + i),
       }));
       try {
-        await producer.send({ topic, acks: -1, timeout: 10_000, compression: CompressionTypes.None, messages });
+        await producer.send({
+          topic,
+          acks: -1,
+          timeout: 10_000,
+          compression: CompressionTypes.None,
+          messages,
+        });
         for (const m of messages) acked.set(m.value, Number(m.value));
       } catch {
         failedBatches++; // not acknowledged: may or may not be in the log, never counted as acked
@@ -95,9 +101,11 @@ describe.skipIf(!cluster)('local 3-broker cluster', () => {
         lastSeqPerKey.set(key, seq);
       },
     });
-    await eventually('every acknowledged message consumed', () =>
-      [...acked.keys()].every((v) => seen.has(v)) ? true : undefined,
-    60_000);
+    await eventually(
+      'every acknowledged message consumed',
+      () => ([...acked.keys()].every((v) => seen.has(v)) ? true : undefined),
+      60_000,
+    );
     await consumer.disconnect();
     const missing = [...acked.keys()].filter((v) => !seen.has(v));
     expect(missing).toEqual([]);

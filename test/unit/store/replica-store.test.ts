@@ -146,6 +146,9 @@ describe('applyBatch', () => {
     expect(() => store.applyBatch(0, [rec(2, 1, 'a', put(1)), rec(2, 1, 'b', put(1))])).toThrow(RangeError);
     expect(() => store.applyBatch(3, [rec(0, 1, 'a', put(1))])).toThrow(RangeError);
     expect(() => store.applyBatch(-1, [])).toThrow(RangeError);
+    expect(() => store.applyBatch(0, [{ ...rec(0, 1, 'a', put(1)), timestamp: Number.NaN }])).toThrow(
+      RangeError,
+    );
     expect(store.get('a', 0)).toBeUndefined();
     expect(store.applyBatch(0, [])).toEqual({ applied: 0, skipped: 0 });
     expect(store.appliedOffsets().get(0)).toBe(0);
@@ -342,6 +345,10 @@ describe('reads', () => {
     expect(store.scan({ prefix: '\u{10ffff}', limit: 10, nowMs: 0 })).toEqual([]);
     expect(store.scan({ prefix: 'q', limit: 10, nowMs: 0 })).toEqual([]);
     expect(store.scan({ prefix: '', limit: 0, nowMs: 0 })).toEqual([]);
+    expect(store.scan({ prefix: 'b', after: 'a', limit: 10, nowMs: 0 }).map((e) => e.key)).toEqual(['b']);
+    expect(store.scan({ prefix: 'a', after: 'b', limit: 10, nowMs: 0 })).toEqual([]);
+    expect(() => store.scan({ prefix: '', limit: Number.NaN, nowMs: 0 })).toThrow(RangeError);
+    expect(() => store.scan({ prefix: '', limit: -1, nowMs: 0 })).toThrow(RangeError);
   });
 
   it('pages through everything with the cursor', () => {
@@ -363,11 +370,17 @@ describe('performance', () => {
     const records: LogRecord[] = [];
     for (let i = 0; i < n; i++) records.push(rec(i, 1000 + i, `key-${i % 5000}`, put({ i })));
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < n; i += 500) store.applyBatch(0, records.slice(i, i + 500));
-    const secs = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const wall = (performance.now() - t0) / 1000;
+    const cpuSecs = (cpu.user + cpu.system) / 1e6;
     expect(store.partitionInfo()[0]?.recordsApplied).toBe(n);
-    // Generous bound so a busy CI machine does not flake; the log line shows the real rate.
-    console.log(`applyBatch: ${Math.round(n / secs)} records/s`);
-    expect(n / secs).toBeGreaterThan(25_000);
+    console.log(
+      `applyBatch: ${Math.round(n / wall)} records/s wall, ${Math.round(n / cpuSecs)} per CPU-second`,
+    );
+    // Judged on CPU time so that other work on a shared 2-core CI machine does not make it flaky; the bound is
+    // generous (the store does ~60k/s on one idle core), the log line shows the real rate.
+    expect(n / cpuSecs).toBeGreaterThan(25_000);
   });
 });

@@ -1,0 +1,192 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalCluster } from '../cluster/local-cluster.js';
+import { DEFAULTS } from '../defaults.js';
+import { LagoonError } from '../errors.js';
+import { kafkaClient } from '../log/kafka-client.js';
+import { ensureTopic } from '../log/topic.js';
+import type { CliIo } from './io.js';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/lagoon.js');
+
+export interface UpFlags {
+  brokers?: string | undefined;
+  nodes?: string | undefined;
+  partitions?: string | undefined;
+  'data-dir'?: string | undefined;
+  kafka?: string | undefined;
+  port?: string | undefined;
+  topic?: string | undefined;
+  'kafka-port'?: string | undefined;
+}
+
+function int(name: string, v: string | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new LagoonError(
+      'bad_argument',
+      `--${name} must be a whole number from ${min} to ${max}, got '${v}'`,
+    );
+  }
+  return n;
+}
+
+/**
+ * `lagoon up` (= `npm start`): Kafka (local cluster unless --kafka), the topic, and N nodes, each its own
+ * OS process on ports 8081…; in the foreground until Ctrl-C / SIGTERM, then everything stops in order.
+ */
+export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
+  const dataDir = path.resolve(flags['data-dir'] ?? DEFAULTS.dataDir);
+  const nodes = int('nodes', flags.nodes, DEFAULTS.nodes, 1, 16);
+  const partitions = int('partitions', flags.partitions, DEFAULTS.partitions, 1, 1000);
+  const basePort = int('port', flags.port, DEFAULTS.apiPort, 1, 65000);
+  const topic = flags.topic ?? DEFAULTS.topic;
+  let cluster: LocalCluster | undefined;
+  let brokers: string[];
+  let rf: number;
+  let minIsr: number;
+
+  if (flags.kafka) {
+    brokers = flags.kafka.split(',').map((s) => s.trim());
+    rf = DEFAULTS.replicationFactor;
+    minIsr = DEFAULTS.minInsyncReplicas;
+    io.err(`Using external Kafka at ${brokers.join(',')} (no local brokers started)`);
+  } else {
+    const count = int('brokers', flags.brokers, DEFAULTS.brokers, 1, 3);
+    cluster = LocalCluster.open({
+      dataDir,
+      brokers: LocalCluster.exists(dataDir) ? undefined : count,
+      basePort: flags['kafka-port'] ? Number(flags['kafka-port']) : DEFAULTS.kafkaBasePort,
+      progress: (line) => io.err(line),
+    });
+    io.err(`Starting ${cluster.brokerCount} Kafka broker(s) (data in ${cluster.layout.kafkaDir})…`);
+    await cluster.start({ owner: process.pid });
+    brokers = cluster.bootstrap;
+    rf = Math.min(3, cluster.brokerCount);
+    minIsr = cluster.brokerCount >= 3 ? 2 : 1;
+  }
+
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    io.err('Stopping nodes…');
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    if (cluster) {
+      io.err('Stopping Kafka…');
+      await cluster.stop();
+    }
+    io.err('Stopped.');
+  };
+
+  try {
+    const admin = kafkaClient({ brokers, clientId: 'lagoon-up' }).admin();
+    await admin.connect();
+    try {
+      const how = await ensureTopic(admin, {
+        topic,
+        partitions,
+        replicationFactor: rf,
+        minInsyncReplicas: minIsr,
+      });
+      io.err(`Topic ${topic}: ${how} (${partitions} partitions, RF ${rf}, min.insync.replicas ${minIsr})`);
+    } finally {
+      await admin.disconnect();
+    }
+
+    const urls: string[] = [];
+    for (let i = 1; i <= nodes; i++) {
+      const id = `node-${i}`;
+      const port = basePort + i - 1;
+      const logFile = path.join(dataDir, 'nodes', id, 'node.log');
+      fs.mkdirSync(path.dirname(logFile), { recursive: true });
+      const out = fs.openSync(logFile, 'a');
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'node',
+          '--id',
+          id,
+          '--port',
+          String(port),
+          '--kafka',
+          brokers.join(','),
+          '--db',
+          path.join(dataDir, 'nodes', id, 'lagoon.db'),
+          '--topic',
+          topic,
+          '--partitions',
+          String(partitions),
+        ],
+        {
+          stdio: ['ignore', out, out],
+          env: {
+            ...process.env,
+            LAGOON_OWNER_PID: String(process.pid),
+            LAGOON_REPLICATION_FACTOR: String(rf),
+            LAGOON_MIN_INSYNC_REPLICAS: String(minIsr),
+          },
+        },
+      );
+      fs.closeSync(out);
+      child.once('exit', (code, sig) => {
+        if (!stopping) io.err(`${id} exited (${sig ?? code}); see ${logFile}`);
+      });
+      children.push(child);
+      urls.push(`http://127.0.0.1:${port}`);
+    }
+    io.err(`Waiting for ${nodes} node(s) to be ready…`);
+    await Promise.all(urls.map((u) => waitReady(u, 120_000)));
+    io.out('');
+    io.out('Lagoon is up.');
+    for (let i = 0; i < urls.length; i++) {
+      io.out(
+        `  node-${i + 1}  API ${urls[i]}/v1/kv/{key}   docs ${urls[i]}/docs   dashboard ${urls[i]}/dashboard`,
+      );
+    }
+    io.out(`  Kafka   ${brokers.join(',')}`);
+    io.out('Press Ctrl-C to stop.');
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await stopAll();
+  return 0;
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new LagoonError('node_not_ready', `${url} was not ready after ${timeoutMs} ms; see its node.log`);
+}

@@ -1,0 +1,172 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { portFree } from '../../src/cluster/local-cluster.js';
+import { brokers, uniqueName } from './kafka.js';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lagoon.js');
+
+/** A `lagoon node` running as its own OS process, so a test can SIGKILL or SIGSTOP it alone. */
+export interface NodeProc {
+  id: string;
+  url: string;
+  port: number;
+  db: string;
+  logFile: string;
+  child: ChildProcess;
+  /** Starts the same node again (same id, port and SQLite file) after a kill or stop. */
+  restart(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 9000);
+    if (await portFree(port)) return port;
+  }
+  throw new Error('no free port');
+}
+
+/** Starts `count` nodes on a fresh topic, each its own process and SQLite file; waits for /readyz. */
+export async function startNodes(
+  count: number,
+  opts: { topic?: string; partitions?: number; env?: Record<string, string> } = {},
+): Promise<{ topic: string; nodes: NodeProc[]; dir: string; stopAll: () => Promise<void> }> {
+  const topic = opts.topic ?? uniqueName('lagoon-t');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-nodes-'));
+  const nodes: NodeProc[] = [];
+  for (let i = 1; i <= count; i++) {
+    const id = uniqueName(`n${i}`);
+    const port = await freePort();
+    const db = path.join(dir, id, 'lagoon.db');
+    const logFile = path.join(dir, id, 'node.log');
+    fs.mkdirSync(path.dirname(db), { recursive: true });
+    const spawnIt = () => {
+      const out = fs.openSync(logFile, 'a');
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'node',
+          '--id',
+          id,
+          '--port',
+          String(port),
+          '--kafka',
+          brokers().join(','),
+          '--db',
+          db,
+          '--topic',
+          topic,
+          '--partitions',
+          String(opts.partitions ?? 6),
+        ],
+        {
+          stdio: ['ignore', out, out],
+          env: { ...process.env, LAGOON_OWNER_PID: String(process.pid), ...(opts.env ?? {}) },
+        },
+      );
+      fs.closeSync(out);
+      return child;
+    };
+    const node: NodeProc = {
+      id,
+      port,
+      url: `http://127.0.0.1:${port}`,
+      db,
+      logFile,
+      child: spawnIt(),
+      async restart() {
+        node.child = spawnIt();
+        await waitReady(node, 60_000);
+      },
+      async kill(signal = 'SIGKILL') {
+        const c = node.child;
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill(signal);
+        await exited;
+      },
+      async stop() {
+        const c = node.child;
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGCONT');
+        c.kill('SIGTERM');
+        const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      },
+    };
+    nodes.push(node);
+  }
+  await Promise.all(nodes.map((n) => waitReady(n, 90_000)));
+  return {
+    topic,
+    nodes,
+    dir,
+    stopAll: async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function waitReady(node: NodeProc, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (node.child.exitCode !== null) {
+      throw new Error(`node ${node.id} exited: ${fs.readFileSync(node.logFile, 'utf8').slice(-2000)}`);
+    }
+    try {
+      const r = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(
+    `node ${node.id} not ready after ${timeoutMs} ms: ${fs.readFileSync(node.logFile, 'utf8').slice(-2000)}`,
+  );
+}
+
+/** A thin HTTP client for tests: JSON in, status + headers + parsed body out. */
+// biome-ignore lint/suspicious/noExplicitAny: test responses are asserted field by field
+type Json = any;
+export async function http(
+  method: string,
+  url: string,
+  opts: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ status: number; headers: Headers; body: Json; ms: number }> {
+  const started = Date.now();
+  const r = await fetch(url, {
+    method,
+    headers: {
+      ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(opts.headers ?? {}),
+    },
+    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+  });
+  const text = await r.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: r.status, headers: r.headers, body, ms: Date.now() - started };
+}
+
+export const kvUrl = (node: NodeProc, key: string, query = '') =>
+  `${node.url}/v1/kv/${encodeURIComponent(key)}${query ? `?${query}` : ''}`;
+
+/** Digests of all nodes once they agree (same applied offsets and digest on every partition). */
+export async function digestsAgree(nodes: NodeProc[]): Promise<boolean> {
+  const all = await Promise.all(nodes.map((n) => http('GET', `${n.url}/v1/digest`).then((r) => r.body)));
+  const first = JSON.stringify(all[0].partitions);
+  return all.every((d) => JSON.stringify(d.partitions) === first);
+}
