@@ -1,3 +1,4 @@
+import { ensureKafkaJars } from '../cluster/jars.js';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { LagoonError } from '../errors.js';
 import type { CliIo } from './io.js';
@@ -19,6 +20,14 @@ export async function kafkaCommand(
   opts: KafkaCliOptions,
   io: CliIo,
 ): Promise<number> {
+  if (action === 'fetch') {
+    const started = Date.now();
+    const jars = await ensureKafkaJars((line) => io.err(line));
+    io.out(
+      `Kafka ${jars.version} jars ready (${Date.now() - started} ms): broker ${jars.brokerClasspath}, tools ${jars.toolsClasspath}`,
+    );
+    return 0;
+  }
   const needsExisting = action !== 'start';
   if (needsExisting && !LocalCluster.exists(opts.dataDir)) {
     throw new LagoonError(

@@ -65,7 +65,10 @@ export interface LagReport {
   /** Produce rate into the topic (records/s, from end-offset deltas) and this replica's apply rate. */
   rates: { writesPerSec: number; appliedPerSec: number };
   /** Per-partition digest agreement across the replicas this node can reach over HTTP (peers), or null. */
-  digests: { agree: boolean | null; nodes: Array<{ node: string; digest: string | null; appliedOffsets: number[] }> };
+  digests: {
+    agree: boolean | null;
+    nodes: Array<{ node: string; digest: string | null; appliedOffsets: number[] }>;
+  };
   outboxDepth: number;
   /** Recent events, oldest first (bounded ring). */
   events: LagoonEvent[];

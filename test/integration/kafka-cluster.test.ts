@@ -123,7 +123,7 @@ describe.skipIf(!cluster)('local 3-broker cluster', () => {
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
     });
     await producer.connect();
-    await producer.send({ topic, acks: -1, messages: [{ key: 'a', value: 'before' }] });
+    await producer.send({ topic, acks: -1, messages: [{ key: 'a', value: 'before', partition: 0 }] });
 
     const leader = await leaderOf(topic, 0);
     const others = [1, 2, 3].filter((id) => id !== leader);
@@ -133,7 +133,12 @@ describe.skipIf(!cluster)('local 3-broker cluster', () => {
     // Kafka rejects with NOT_ENOUGH_REPLICAS once the ISR shrinks below min.insync.replicas;
     // until then the request times out. Either way the send must fail, and in bounded time.
     await expect(
-      producer.send({ topic, acks: -1, timeout: 5000, messages: [{ key: 'a', value: 'during' }] }),
+      producer.send({
+        topic,
+        acks: -1,
+        timeout: 5000,
+        messages: [{ key: 'a', value: 'during', partition: 0 }],
+      }),
     ).rejects.toThrow();
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeLessThan(60_000);
@@ -143,7 +148,12 @@ describe.skipIf(!cluster)('local 3-broker cluster', () => {
     await eventually(
       'acks=all produce succeeds again',
       async () => {
-        await producer.send({ topic, acks: -1, timeout: 5000, messages: [{ key: 'a', value: 'after' }] });
+        await producer.send({
+          topic,
+          acks: -1,
+          timeout: 5000,
+          messages: [{ key: 'a', value: 'after', partition: 0 }],
+        });
         return true;
       },
       90_000,
