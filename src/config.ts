@@ -47,6 +47,12 @@ export const NodeConfigSchema = z.object({
   readTimeoutMs: z.coerce.number().int().min(0).max(120_000).default(5000),
   /** How often the node refreshes partition end offsets (lag, staleness). */
   offsetRefreshMs: z.coerce.number().int().min(50).max(60_000).default(500),
+  /** Other nodes' base URLs (digest agreement on the dashboard). */
+  peers: z.array(z.url()).default([]),
+  /** Shared JSON-lines events file (the local cluster's data dir); absent → in-memory events only. */
+  eventsFile: z.string().optional(),
+  /** Heartbeat records on idle partitions, every this many ms; 0 turns them off. */
+  heartbeatMs: z.coerce.number().int().min(0).max(60_000).default(1000),
 });
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;

@@ -8,8 +8,8 @@ const HELP = `lagoon — an eventually consistent key-value store on Apache Kafk
 
 Usage:
   lagoon up [--brokers 3|1] [--nodes 3] [--partitions 6] [--data-dir .lagoon] [--kafka LIST]
-  lagoon node --id ID --port N [--kafka LIST] [--db PATH] [--role api|replica|all]
-  lagoon kafka start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
+  lagoon node --id ID --port N [--kafka LIST] [--db PATH] [--role api|replica|all] [--peers URL,…] [--events-file F]
+  lagoon kafka fetch|start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
   lagoon bench [...]
 `;
 
@@ -42,6 +42,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         db: { type: 'string' },
         role: { type: 'string' },
         topic: { type: 'string' },
+        peers: { type: 'string' },
+        'events-file': { type: 'string' },
       },
     });
     const [command, sub] = positionals;

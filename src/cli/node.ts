@@ -14,6 +14,8 @@ export interface NodeFlags {
   topic?: string | undefined;
   partitions?: string | undefined;
   'data-dir'?: string | undefined;
+  peers?: string | undefined;
+  'events-file'?: string | undefined;
 }
 
 /** Builds a node's config from flags over LAGOON_* env over defaults. */
@@ -40,6 +42,8 @@ export function nodeConfigFrom(flags: NodeFlags, env: NodeJS.ProcessEnv) {
     topic: flags.topic ?? e.topic,
     partitions: flags.partitions ?? e.partitions,
     kafka: { brokers, ssl: e.ssl, ...(sasl ? { sasl } : {}) },
+    peers: flags.peers ? flags.peers.split(',').filter(Boolean) : [],
+    eventsFile: flags['events-file'],
   });
 }
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../cluster/local-cluster.js';
+import { EVENTS_FILE } from '../core/events.js';
 import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
@@ -112,6 +113,7 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
     }
 
     const urls: string[] = [];
+    const allUrls = Array.from({ length: nodes }, (_, i) => `http://127.0.0.1:${basePort + i}`);
     for (let i = 1; i <= nodes; i++) {
       const id = `node-${i}`;
       const port = basePort + i - 1;
@@ -135,6 +137,10 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
           topic,
           '--partitions',
           String(partitions),
+          '--peers',
+          allUrls.filter((_, j) => j !== i - 1).join(','),
+          '--events-file',
+          path.join(dataDir, EVENTS_FILE),
         ],
         {
           stdio: ['ignore', out, out],

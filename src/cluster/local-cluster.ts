@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
+import { EVENTS_FILE, type LagoonEvent } from '../core/events.js';
 import { LagoonError } from '../errors.js';
 import { ensureKafkaJars, type KafkaJars, type Progress } from './jars.js';
 import { type BrokerLayout, bootstrapOf, type ClusterLayout, clusterLayout } from './layout.js';
@@ -155,6 +156,7 @@ export class LocalCluster {
   /** Starts one broker (no-op if it runs) and waits until it has registered with the cluster. */
   async startBroker(id: number, timeoutMs = 60_000): Promise<void> {
     await this.prepare();
+    if (this.pidOf(id) === undefined) this.event('broker_start', id, 'started');
     await this.spawnBroker(this.broker(id));
     await this.waitReady([id], timeoutMs);
   }
@@ -163,6 +165,7 @@ export class LocalCluster {
   async stopBroker(id: number, graceMs = 15_000): Promise<'clean' | 'killed' | 'gone'> {
     const pid = this.pidOf(id);
     if (pid === undefined) return 'gone';
+    this.event('broker_stop', id, 'SIGTERM (controlled shutdown)');
     const how = await terminate(pid, graceMs);
     fs.rmSync(this.broker(id).pidFile, { force: true });
     return how;
@@ -172,6 +175,7 @@ export class LocalCluster {
   async killBroker(id: number): Promise<void> {
     const pid = this.pidOf(id);
     if (pid === undefined) return;
+    this.event('broker_kill', id, 'SIGKILL');
     signal(pid, 'SIGKILL');
     await waitExit(pid, 10_000);
     fs.rmSync(this.broker(id).pidFile, { force: true });
@@ -180,11 +184,13 @@ export class LocalCluster {
   /** SIGSTOP: the broker is alive but silent (a GC pause, a hung disk). */
   pauseBroker(id: number): void {
     const pid = this.requirePid(id);
+    this.event('broker_pause', id, 'SIGSTOP');
     signal(pid, 'SIGSTOP');
   }
 
   resumeBroker(id: number): void {
     const pid = this.requirePid(id);
+    this.event('broker_resume', id, 'SIGCONT');
     signal(pid, 'SIGCONT');
   }
 
@@ -304,6 +310,23 @@ export class LocalCluster {
       }
     };
     return `${read(b.serverLog)}\n${read(b.stdoutLog)}`.trim();
+  }
+
+  /** Fault events go to the data dir's events file, where the nodes' dashboards pick them up. */
+  private event(kind: string, broker: number, message: string): void {
+    const e: LagoonEvent = {
+      at: Date.now(),
+      kind,
+      target: `broker-${broker}`,
+      message,
+      source: 'lagoon-cluster',
+    };
+    try {
+      fs.mkdirSync(this.layout.dataDir, { recursive: true });
+      fs.appendFileSync(path.join(this.layout.dataDir, EVENTS_FILE), `${JSON.stringify(e)}\n`);
+    } catch {
+      // events are best effort; the fault itself must not fail because of them
+    }
   }
 
   private requirePid(id: number): number {

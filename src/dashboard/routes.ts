@@ -58,7 +58,7 @@ function send(a: Asset, req: FastifyRequest, reply: FastifyReply): FastifyReply 
     .header('etag', a.etag)
     .header('x-content-type-options', 'nosniff');
   const inm = req.headers['if-none-match'];
-  if (inm && inm.split(',').some((t) => t.trim() === a.etag || t.trim() === `W/${a.etag}`)) {
+  if (inm?.split(',').some((t) => t.trim() === a.etag || t.trim() === `W/${a.etag}`)) {
     return reply.code(304).send();
   }
   return reply.send(a.body);

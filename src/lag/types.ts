@@ -38,18 +38,9 @@ export interface BrokerView {
   up: boolean;
 }
 
-/** A fault or operator event, marked on the dashboard's charts. */
-export interface LagoonEvent {
-  /** ms since epoch */
-  at: number;
-  /** e.g. broker_kill, broker_stop, broker_start, broker_pause, broker_resume, node_kill, note */
-  kind: string;
-  /** e.g. "broker-2", "node-3" */
-  target?: string | undefined;
-  message?: string | undefined;
-  /** who reported it: "lagoon-cli", a chaos run id, any tool */
-  source?: string | undefined;
-}
+export type { LagoonEvent } from '../core/events.js';
+
+import type { LagoonEvent } from '../core/events.js';
 
 /** GET /v1/lag: the whole lag picture as one node sees it; the dashboard polls this every second. */
 export interface LagReport {

@@ -5,6 +5,12 @@ import { buildApi } from '../api/app.js';
 import type { NodeConfig } from '../config.js';
 import { Freshness } from '../core/freshness.js';
 import { topicTag } from '../core/session.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
+import { EventLog } from '../lag/events.js';
+import { Heartbeats } from '../lag/heartbeat.js';
+import { registerLagMetrics } from '../lag/metrics.js';
+import { lagRoutes } from '../lag/routes.js';
+import { LagTracker } from '../lag/tracker.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor } from '../log/monitor.js';
 import { ensureTopic } from '../log/topic.js';
@@ -33,6 +39,9 @@ export class LagoonNode {
   private readonly freshness = new Freshness();
   private readonly api: FastifyInstance;
   private readonly groupId: string;
+  private readonly events: EventLog;
+  private readonly tracker: LagTracker;
+  private readonly heartbeats: Heartbeats | undefined;
   private connectLoop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   address = '';
@@ -74,10 +83,32 @@ export class LagoonNode {
         groupId: this.groupId,
         onApplied: (partition, applied, records, lastTs) => {
           this.watch.notify(partition, applied);
+          this.tracker.observeRecord(partition, applied - 1, lastTs);
           this.freshness.observeApplied(partition, applied);
           this.metrics.applied.inc({ partition: String(partition) }, records);
           this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
         },
+      });
+    }
+    this.events = new EventLog({ file: config.eventsFile });
+    this.tracker = new LagTracker({
+      nodeId: config.id,
+      topic: config.topic,
+      partitions: config.partitions,
+      selfGroup: this.groupId,
+      kafka,
+      monitor: this.monitor,
+      store: this.store,
+      events: this.events,
+      peers: config.peers,
+      replicaProgressAt: () => this.replica?.lastBatchAt ?? 0,
+    });
+    registerLagMetrics(this.metrics.registry, () => this.tracker.report());
+    if (this.writer && config.heartbeatMs > 0) {
+      this.heartbeats = new Heartbeats(this.writer, this.monitor, {
+        node: config.id,
+        partitions: config.partitions,
+        everyMs: config.heartbeatMs,
       });
     }
     this.api = buildApi(
@@ -100,6 +131,8 @@ export class LagoonNode {
         },
       },
       (app) => {
+        lagRoutes(app, this.tracker, this.events);
+        dashboardRoutes(app);
         app.get('/metrics', async (_req, reply) =>
           reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()),
         );
@@ -112,6 +145,9 @@ export class LagoonNode {
     const node = new LagoonNode(config);
     node.monitor.start();
     node.writer?.start();
+    node.events.start();
+    node.tracker.start();
+    node.heartbeats?.start();
     node.address = await node.api.listen({ host: config.host, port: config.port });
     node.connectLoop = node.connectReplica();
     node.state = 'running';
@@ -132,6 +168,9 @@ export class LagoonNode {
     this.closing ??= (async () => {
       this.state = 'stopping';
       await this.api.close().catch(() => {});
+      this.heartbeats?.close();
+      await this.tracker.close();
+      this.events.close();
       await this.writer?.close();
       await this.replica?.close();
       await this.monitor.close();

@@ -58,7 +58,7 @@ export class Replica {
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
     await consumer.run({
       autoCommit: true,
-      autoCommitInterval: 1000,
+      autoCommitInterval: 500,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { inject } from 'vitest';
 import { portFree } from '../../src/cluster/local-cluster.js';
 import { brokers, uniqueName } from './kafka.js';
 
@@ -37,9 +38,14 @@ export async function startNodes(
   const topic = opts.topic ?? uniqueName('lagoon-t');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-nodes-'));
   const nodes: NodeProc[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) ports.push(await freePort());
+  const dataDir = inject('kafkaDataDir');
+  const eventsFile = dataDir ? path.join(dataDir, 'events.jsonl') : path.join(dir, 'events.jsonl');
   for (let i = 1; i <= count; i++) {
     const id = uniqueName(`n${i}`);
-    const port = await freePort();
+    const port = ports[i - 1]!;
+    const peers = ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`);
     const db = path.join(dir, id, 'lagoon.db');
     const logFile = path.join(dir, id, 'node.log');
     fs.mkdirSync(path.dirname(db), { recursive: true });
@@ -62,6 +68,10 @@ export async function startNodes(
           topic,
           '--partitions',
           String(opts.partitions ?? 6),
+          '--peers',
+          peers.join(','),
+          '--events-file',
+          eventsFile,
         ],
         {
           stdio: ['ignore', out, out],

@@ -4,13 +4,11 @@
 // shows a "stale since …" banner and keeps polling.
 /* global uPlot */
 (() => {
-  'use strict';
-
   const POLL_MS = 1000;
   const FETCH_TIMEOUT_MS = 2500;
   const HISTORY_S = 300;
   const MIN_WINDOW_S = 60;
-  const TREND_WINDOW_S = 30;
+  const TREND_WINDOW_S = 15;
   const RATE_WINDOW_S = 5;
   const MAX_EVENTS = 200;
   const CHART_HEIGHT = 180;
@@ -154,7 +152,8 @@
       if (r.source === 'self' && Number.isFinite(report.rates?.appliedPerSec)) {
         cur.applyRate = report.rates.appliedPerSec;
       }
-      cur.trend = trendOf(r.node, t, cur.lag);
+      // Caught up means not falling behind, whatever the window's history says.
+      cur.trend = cur.lag === 0 ? 0 : trendOf(r.node, t, cur.lag);
       replicas[r.node] = cur;
     }
     pushSample({ t, ok: true, writes: report.rates?.writesPerSec ?? null, replicas });
@@ -172,7 +171,8 @@
   function etaOf(cur) {
     if (!cur) return { text: '–', state: 'unknown' };
     if (cur.lag === 0) return { text: 'caught up', state: 'caught-up' };
-    if (cur.applyRate === null || cur.applyRate === undefined) return { text: 'measuring…', state: 'unknown' };
+    if (cur.applyRate === null || cur.applyRate === undefined)
+      return { text: 'measuring…', state: 'unknown' };
     const writeRate = cur.writeRate ?? state.report?.rates?.writesPerSec ?? 0;
     const net = cur.applyRate - writeRate;
     if (net <= 0) return { text: 'not catching up', state: 'not-catching-up' };
@@ -234,7 +234,9 @@
     const body = $('digest-body');
     const rows = digests?.nodes || [];
     if (!rows.length) {
-      body.replaceChildren(el('tr', {}, el('td', { colspan: 3, class: 'empty', text: 'no peers reachable' })));
+      body.replaceChildren(
+        el('tr', {}, el('td', { colspan: 3, class: 'empty', text: 'no peers reachable' })),
+      );
       return;
     }
     const counts = new Map();
@@ -249,7 +251,11 @@
             class: n.digest && majority && n.digest !== majority ? 'mismatch' : '',
           },
           el('td', { text: n.node }),
-          el('td', { class: 'mono', title: n.digest || '', text: n.digest ? n.digest.slice(0, 16) : 'unknown' }),
+          el('td', {
+            class: 'mono',
+            title: n.digest || '',
+            text: n.digest ? n.digest.slice(0, 16) : 'unknown',
+          }),
           el('td', { class: 'mono', text: (n.appliedOffsets || []).join(' · ') }),
         ),
       ),
@@ -326,7 +332,9 @@
         }),
       );
       if (!replicas.length) {
-        $('lag-body').replaceChildren(el('tr', {}, el('td', { class: 'empty', text: 'no replicas reported' })));
+        $('lag-body').replaceChildren(
+          el('tr', {}, el('td', { class: 'empty', text: 'no replicas reported' })),
+        );
       }
     }
 
@@ -376,9 +384,7 @@
       setText(e, eta.text);
 
       for (const p of r.partitions) {
-        const cell = q(`cell`)?.parentElement
-          ? row.querySelector(`[data-testid="${CSS.escape(`cell-${r.node}-${p.partition}`)}"]`)
-          : row.querySelector(`[data-testid="${CSS.escape(`cell-${r.node}-${p.partition}`)}"]`);
+        const cell = row.querySelector(`[data-testid="${CSS.escape(`cell-${r.node}-${p.partition}`)}"]`);
         if (!cell) continue;
         cell.className = `cell ${p.status}`;
         cell.dataset.status = p.status;
@@ -474,8 +480,10 @@
               const y = top + (2 + (drawn % 3) * 12) * px;
               const w = ctx.measureText(label).width;
               const lx = x + 3 * px + w > left + width ? x - 3 * px - w : x + 3 * px;
-              ctx.fillStyle = 'rgba(255,255,255,0.85)';
-              ctx.fillRect(lx - 1 * px, y - 1 * px, w + 2 * px, 12 * px);
+              ctx.lineJoin = 'round';
+              ctx.lineWidth = 3 * px;
+              ctx.strokeStyle = 'rgba(255,255,255,0.9)';
+              ctx.strokeText(label, lx, y);
               ctx.fillStyle = color;
               ctx.fillText(label, lx, y);
               drawn++;
@@ -534,7 +542,10 @@
             value: (_u, v) => (v === null || v === undefined ? '–' : v.toFixed(1)),
             pick: (s) => (s.ok ? s.writes : null),
           },
-          ...perNode((r) => r.applyRate, (v) => v.toFixed(1)).map((s) => ({ ...s, label: `${s.label} applied/s` })),
+          ...perNode(
+            (r) => r.applyRate,
+            (v) => v.toFixed(1),
+          ).map((s) => ({ ...s, label: `${s.label} applied/s` })),
         ],
       },
       {
@@ -568,7 +579,10 @@
             size: 56,
           },
         ],
-        series: [{}, ...spec.series.map(({ pick: _pick, ...s }) => ({ spanGaps: false, points: { show: false }, ...s }))],
+        series: [
+          {},
+          ...spec.series.map(({ pick: _pick, ...s }) => ({ spanGaps: false, points: { show: false }, ...s })),
+        ],
         plugins: [eventMarkers(container)],
       };
       const u = new uPlot(opts, chartData(spec), container);
@@ -656,7 +670,8 @@
   function onFailure(err) {
     const now = Date.now();
     if (!state.failingSince) state.failingSince = now;
-    state.lastError = err?.name === 'TimeoutError' ? `timed out after ${FETCH_TIMEOUT_MS} ms` : String(err?.message || err);
+    state.lastError =
+      err?.name === 'TimeoutError' ? `timed out after ${FETCH_TIMEOUT_MS} ms` : String(err?.message || err);
     // A gap in the history, so the charts show the outage and keep moving.
     if (state.report) pushSample({ t: (now + state.skewMs) / 1000, ok: false, writes: null, replicas: {} });
     if (state.charts.length) renderCharts();

@@ -1,0 +1,271 @@
+import type { Admin, Kafka } from 'kafkajs';
+import { LagWindow, worstStatus } from '../core/lag-status.js';
+import { OffsetTimeline } from '../core/lag-time.js';
+import { type GroupOffsets, groupOffsets } from '../log/groups.js';
+import type { ClusterMonitor } from '../log/monitor.js';
+import type { ReplicaStore } from '../store/replica-store.js';
+import type { EventLog } from './events.js';
+import type { BrokerView, LagReport, PartitionLag, ReplicaLag } from './types.js';
+
+export const REPLICA_GROUP_PREFIX = 'lagoon-replica-';
+
+export interface LagTrackerOptions {
+  nodeId: string;
+  topic: string;
+  partitions: number;
+  selfGroup: string;
+  kafka: Kafka;
+  monitor: ClusterMonitor;
+  store: ReplicaStore;
+  events: EventLog;
+  /** Other nodes' base URLs, for digest agreement. */
+  peers: string[];
+  /** ms of the replica's last applied batch (progress signal for STALL vs STOP), 0 if none. */
+  replicaProgressAt: () => number;
+  /** The active KRaft controller, when it can be learned cheaply. */
+  controller?: () => Promise<number | undefined>;
+  outboxDepth?: () => number;
+  intervalMs?: number;
+}
+
+interface RateSample {
+  at: number;
+  end: number;
+  applied: number;
+}
+
+/**
+ * Builds the node's whole lag picture every interval: this replica from SQLite, every other replica
+ * from its consumer group's committed offsets in Kafka (so a stopped, paused or dead replica stays
+ * visible), time lag from an offset→time timeline, Burrow-style status over a sliding window,
+ * brokers, controller, rates, digest agreement and events. Served at /v1/lag and as metrics.
+ */
+export class LagTracker {
+  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outboxDepth'>> &
+    Pick<LagTrackerOptions, 'controller' | 'outboxDepth'>;
+  private readonly timelines: OffsetTimeline[] = [];
+  private readonly windows = new Map<string, LagWindow>();
+  private readonly knownBrokers = new Set<number>();
+  private readonly rateSamples: RateSample[] = [];
+  private admin: Admin | undefined;
+  private groups: GroupOffsets[] = [];
+  private controller: number | null = null;
+  private digests: LagReport['digests'] = { agree: null, nodes: [] };
+  private timer: NodeJS.Timeout | undefined;
+  private ticks = 0;
+  private closed = false;
+  private latest: LagReport;
+
+  constructor(opts: LagTrackerOptions) {
+    this.o = { intervalMs: 500, ...opts };
+    for (let p = 0; p < opts.partitions; p++) this.timelines.push(new OffsetTimeline());
+    this.latest = this.build(Date.now());
+  }
+
+  start(): void {
+    const loop = async () => {
+      if (this.closed) return;
+      await this.tick().catch(() => {});
+      if (!this.closed) this.timer = setTimeout(loop, this.o.intervalMs);
+    };
+    void loop();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.admin?.disconnect().catch(() => {});
+  }
+
+  /** Exact produce times of applied records help the timeline (called by the replica after each batch). */
+  observeRecord(partition: number, offset: number, timestamp: number): void {
+    this.timelines[partition]?.observeRecord(offset, timestamp);
+  }
+
+  report(): LagReport {
+    return { ...this.latest, events: this.o.events.list(), generatedAt: this.latest.generatedAt };
+  }
+
+  private async tick(): Promise<void> {
+    this.ticks++;
+    const view = this.o.monitor.snapshot();
+    for (const p of view.partitions)
+      if (p) this.timelines[p.partition]?.observeEnd(p.endOffset, p.observedAt);
+    if (view.reachable) {
+      for (const b of view.brokers) this.knownBrokers.add(b);
+      try {
+        this.admin ??= await this.connectAdmin();
+        this.groups = await groupOffsets(this.admin, this.o.topic, REPLICA_GROUP_PREFIX);
+      } catch {
+        const a = this.admin;
+        this.admin = undefined;
+        await a?.disconnect().catch(() => {});
+      }
+      if (this.o.controller && this.ticks % 2 === 0) {
+        this.controller = (await this.o.controller().catch(() => undefined)) ?? null;
+      }
+    } else {
+      this.controller = null;
+    }
+    if (this.ticks % 4 === 0) await this.refreshDigests();
+    this.latest = this.build(Date.now());
+  }
+
+  private async connectAdmin(): Promise<Admin> {
+    const admin = this.o.kafka.admin({ retry: { retries: 0 } });
+    await admin.connect();
+    return admin;
+  }
+
+  private build(now: number): LagReport {
+    const view = this.o.monitor.snapshot();
+    const ends = Array.from({ length: this.o.partitions }, (_, p) => view.partitions[p]?.endOffset ?? 0);
+    const selfApplied = this.o.store.appliedOffsets();
+    const replicas: ReplicaLag[] = [];
+    const progress = this.o.replicaProgressAt();
+    replicas.push(
+      this.replicaLag(
+        now,
+        this.o.selfGroup,
+        'self',
+        true,
+        ends,
+        (p) => selfApplied.get(p) ?? 0,
+        progress || undefined,
+      ),
+    );
+    for (const g of this.groups) {
+      if (g.group === this.o.selfGroup) continue;
+      const active = g.members > 0 && g.state === 'Stable';
+      replicas.push(
+        this.replicaLag(now, g.group, 'kafka', active, ends, (p) => g.offsets.get(p) ?? 0, undefined),
+      );
+    }
+    const sumEnd = ends.reduce((a, b) => a + b, 0);
+    const sumApplied = [...selfApplied.values()].reduce((a, b) => a + b, 0);
+    this.rateSamples.push({ at: now, end: sumEnd, applied: sumApplied });
+    while (this.rateSamples.length > 2 && now - this.rateSamples[0]!.at > 5000) this.rateSamples.shift();
+    const first = this.rateSamples[0]!;
+    const span = (now - first.at) / 1000;
+    const brokers: BrokerView[] = [...this.knownBrokers]
+      .sort((a, b) => a - b)
+      .map((id) => ({ id, up: view.reachable && view.brokers.includes(id) }));
+    return {
+      node: this.o.nodeId,
+      topic: this.o.topic,
+      generatedAt: now,
+      kafkaReachable: view.reachable,
+      brokers,
+      controller: this.controller,
+      replicas,
+      rates: {
+        writesPerSec: span > 0 ? Math.max(0, (sumEnd - first.end) / span) : 0,
+        appliedPerSec: span > 0 ? Math.max(0, (sumApplied - first.applied) / span) : 0,
+      },
+      digests: this.digests,
+      outboxDepth: this.o.outboxDepth?.() ?? 0,
+      events: [],
+    };
+  }
+
+  private replicaLag(
+    now: number,
+    group: string,
+    source: 'self' | 'kafka',
+    active: boolean,
+    ends: number[],
+    appliedOf: (p: number) => number,
+    progressAt: number | undefined,
+  ): ReplicaLag {
+    const partitions: PartitionLag[] = ends.map((endRaw, p) => {
+      const applied = appliedOf(p);
+      const end = Math.max(endRaw, applied);
+      const key = `${group}/${p}`;
+      let w = this.windows.get(key);
+      if (!w) {
+        w = new LagWindow();
+        this.windows.set(key, w);
+      }
+      w.push({
+        at: now,
+        appliedOffset: applied,
+        endOffset: end,
+        active,
+        ...(progressAt ? { committedAt: progressAt } : {}),
+      });
+      const ev = w.evaluate(now);
+      const lagRecords = end - applied;
+      return {
+        partition: p,
+        endOffset: end,
+        appliedOffset: applied,
+        lagRecords,
+        lagSeconds: lagRecords === 0 ? 0 : (this.timelines[p]?.timeLagMs(applied, end, now) ?? 0) / 1000,
+        status: ev.status,
+        reason: ev.reason,
+      };
+    });
+    return {
+      group,
+      node: group.startsWith(REPLICA_GROUP_PREFIX) ? group.slice(REPLICA_GROUP_PREFIX.length) : group,
+      source,
+      active,
+      partitions,
+      maxLagRecords: Math.max(0, ...partitions.map((p) => p.lagRecords)),
+      maxLagSeconds: Math.max(0, ...partitions.map((p) => p.lagSeconds)),
+      status: worstStatus(partitions.map((p) => p.status)),
+    };
+  }
+
+  private async refreshDigests(): Promise<void> {
+    const own = {
+      node: this.o.nodeId,
+      partitions: this.o.store.digests(),
+    };
+    const peers = await Promise.all(
+      this.o.peers.map(async (url) => {
+        try {
+          const r = await fetch(`${url}/v1/digest`, { signal: AbortSignal.timeout(800) });
+          return (await r.json()) as typeof own;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const all = [own, ...peers.filter((x): x is typeof own => x !== undefined)];
+    // Digests are comparable only at equal applied offsets: compare those partitions, ignore the rest.
+    let compared = 0;
+    let agree = true;
+    for (let p = 0; p < this.o.partitions; p++) {
+      const byOffset = new Map<number, string[]>();
+      for (const n of all) {
+        const d = n.partitions.find((x) => x.partition === p);
+        if (!d) continue;
+        byOffset.set(d.appliedOffset, [...(byOffset.get(d.appliedOffset) ?? []), d.digest]);
+      }
+      for (const list of byOffset.values()) {
+        if (list.length < 2) continue;
+        compared++;
+        if (new Set(list).size > 1) agree = false;
+      }
+    }
+    this.digests = {
+      agree: all.length < 2 || compared === 0 ? null : agree,
+      nodes: [
+        ...all.map((n) => ({
+          node: n.node,
+          digest: combine(n.partitions.map((x) => x.digest)),
+          appliedOffsets: n.partitions.map((x) => x.appliedOffset),
+        })),
+        ...this.o.peers
+          .filter((_, i) => peers[i] === undefined)
+          .map((url) => ({ node: url, digest: null, appliedOffsets: [] })),
+      ],
+    };
+  }
+}
+
+/** A short fingerprint of a node's per-partition digests, for display. */
+function combine(digests: string[]): string {
+  return digests.map((d) => d.slice(0, 4)).join('');
+}
