@@ -79,6 +79,7 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     lingerMs: pick('LAGOON_LINGER_MS'),
     writeTimeoutMs: pick('LAGOON_WRITE_TIMEOUT_MS'),
     readTimeoutMs: pick('LAGOON_READ_TIMEOUT_MS'),
+    heartbeatMs: pick('LAGOON_HEARTBEAT_MS'),
     brokers: pick('LAGOON_KAFKA_BROKERS'),
     ssl: pick('LAGOON_KAFKA_SSL') === 'true',
     saslMechanism: pick('LAGOON_KAFKA_SASL_MECHANISM'),

@@ -9,11 +9,13 @@
  * version is flexible (compact strings/arrays with unsigned-varint lengths, tagged fields), so the request
  * uses header v2 and the response header v1. ApiVersions v0 is not flexible (header v1 / response v0).
  *
- * Where to send it: only the active controller answers with data. Any other node, on either listener,
- * answers with NOT_LEADER_OR_FOLLOWER (6) in the partition: a controller answers for itself, and a broker
- * does not forward DescribeQuorum, it answers from its own raft client, which is an observer. So point
- * `describeQuorum` at the CONTROLLER listeners (KIP-919) and use `activeController`, which asks every
- * controller endpoint at once and returns the id of the one that answers.
+ * Where to send it (verified against a local Kafka 4.1.1 cluster, see test/integration/quorum.test.ts):
+ * - a broker's PLAINTEXT listener: any broker forwards DescribeQuorum to the active controller and relays
+ *   its answer, so every broker port gives the same result (one extra hop, and it needs that broker up);
+ * - a CONTROLLER listener (KIP-919 "bootstrap to controllers"): only the active controller answers with
+ *   data; the other controllers answer NOT_LEADER_OR_FOLLOWER (6), which we throw as KafkaProtocolError.
+ * `activeController` asks a list of endpoints at once (use the controller listeners: they work without the
+ * broker layer) and returns the leader id from whichever answers.
  */
 import net from 'node:net';
 
@@ -430,9 +432,9 @@ function withTimeout<T>(
 }
 
 /**
- * Asks one endpoint (normally a CONTROLLER listener) for the KRaft quorum state of `__cluster_metadata`-0.
- * Only the active controller answers with data; others reject with KafkaProtocolError NOT_LEADER_OR_FOLLOWER.
- * Never hangs: connect and both round trips share `timeoutMs`.
+ * Asks one endpoint for the KRaft quorum state of `__cluster_metadata`-0. A broker listener forwards to the
+ * active controller; a controller listener answers only if it is the active controller, else rejects with
+ * KafkaProtocolError NOT_LEADER_OR_FOLLOWER. Never hangs: connect and both round trips share `timeoutMs`.
  */
 export async function describeQuorum(opts: DescribeQuorumOptions): Promise<QuorumDescription> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -457,9 +459,9 @@ export async function describeQuorum(opts: DescribeQuorumOptions): Promise<Quoru
 }
 
 /**
- * The id of the active KRaft controller, or undefined if no endpoint answers within `timeoutMs`.
- * Asks all controller endpoints at once (one round of sockets, so a dead or paused node costs nothing
- * extra) and returns the first that answers with a leader; only the active controller does.
+ * The id of the active KRaft controller, or undefined if no endpoint answers with one within `timeoutMs`.
+ * Asks all endpoints at once rather than in turn, so a dead or paused (SIGSTOPped) node costs no extra
+ * time, and returns the first answer: with controller endpoints only the active controller answers.
  */
 export async function activeController(
   endpoints: QuorumEndpoint[],

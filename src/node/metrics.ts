@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import client from 'prom-client';
 
 /**
@@ -14,7 +15,7 @@ export class NodeMetrics {
 
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'lagoon_process_' });
+    registerProcessMetrics(this.registry);
     const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
     this.writes = new client.Histogram({
       name: 'lagoon_write_duration_seconds',
@@ -48,4 +49,48 @@ export class NodeMetrics {
       registers: [this.registry],
     });
   }
+}
+
+/**
+ * A few process metrics of our own. prom-client's default set is not used: some of its gauges end in
+ * `_total`, which Prometheus' own linter (promlint, as in `promtool check metrics`) rejects.
+ */
+function registerProcessMetrics(registry: client.Registry): void {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  new client.Gauge({
+    name: 'lagoon_process_resident_memory_bytes',
+    help: 'Resident memory of the node process',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().rss);
+    },
+  });
+  new client.Gauge({
+    name: 'lagoon_process_heap_used_bytes',
+    help: 'V8 heap in use',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  });
+  new client.Counter({
+    name: 'lagoon_process_cpu_seconds_total',
+    help: 'User and system CPU time of the node process',
+    registers: [registry],
+    collect() {
+      const u = process.cpuUsage();
+      this.reset();
+      this.inc((u.user + u.system) / 1e6);
+    },
+  });
+  new client.Gauge({
+    name: 'lagoon_process_event_loop_delay_p99_seconds',
+    help: 'p99 event-loop delay since the previous scrape',
+    registers: [registry],
+    collect() {
+      this.set(loop.percentile(99) / 1e9);
+      loop.reset();
+    },
+  });
 }

@@ -13,6 +13,7 @@ import { lagRoutes } from '../lag/routes.js';
 import { LagTracker } from '../lag/tracker.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor } from '../log/monitor.js';
+import { activeController } from '../log/quorum.js';
 import { ensureTopic } from '../log/topic.js';
 import { Writer } from '../log/writer.js';
 import { Replica } from '../replica/replica.js';
@@ -102,6 +103,18 @@ export class LagoonNode {
       events: this.events,
       peers: config.peers,
       replicaProgressAt: () => this.replica?.lastBatchAt ?? 0,
+      // Brokers forward DescribeQuorum to the active controller; ask them all, first answer wins.
+      controller:
+        config.kafka.ssl || config.kafka.sasl
+          ? undefined
+          : () =>
+              activeController(
+                config.kafka.brokers.map((b) => {
+                  const [host, port] = b.split(':');
+                  return { host: host!, port: Number(port) };
+                }),
+                1000,
+              ),
     });
     registerLagMetrics(this.metrics.registry, () => this.tracker.report());
     if (this.writer && config.heartbeatMs > 0) {

@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, localCluster } from '../support/kafka.js';
+import { http, kvUrl, type NodeProc, startNodes } from '../support/nodes.js';
+import { promlint } from '../support/promlint.js';
+
+const cluster = localCluster();
+
+/** Parses `name{labels} value` lines of one metric family into label-map/value pairs. */
+function samples(text: string, name: string): Array<{ labels: Record<string, string>; value: number }> {
+  const out: Array<{ labels: Record<string, string>; value: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const m = /^[^{]+\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of m[1]!.matchAll(/(\w+)="([^"]*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ labels, value: Number(m[2]) });
+  }
+  return out;
+}
+
+/** Kafka's own view: ConsumerGroupCommand --describe, parsed into partition → {current, end, lag}. */
+async function kafkaView(
+  group: string,
+  topic: string,
+): Promise<Map<number, { current: number; end: number; lag: number }>> {
+  const out = await cluster!.tool('org.apache.kafka.tools.consumer.group.ConsumerGroupCommand', [
+    '--bootstrap-server',
+    cluster!.bootstrap.join(','),
+    '--describe',
+    '--group',
+    group,
+  ]);
+  const rows = new Map<number, { current: number; end: number; lag: number }>();
+  for (const line of out.split('\n')) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[1] !== topic) continue;
+    rows.set(Number(cols[2]), { current: Number(cols[3]), end: Number(cols[4]), lag: Number(cols[5]) });
+  }
+  return rows;
+}
+
+describe.skipIf(!cluster)('lag from /v1/status, /metrics and Kafka’s ConsumerGroupCommand', () => {
+  let nodes: NodeProc[];
+  let topic: string;
+  let stopAll: () => Promise<void>;
+
+  beforeAll(async () => {
+    // No heartbeats here, so end offsets stand still once writes stop and the three views can be
+    // compared exactly; heartbeats are covered by the dashboard test.
+    ({ nodes, topic, stopAll } = await startNodes(3, { env: { LAGOON_HEARTBEAT_MS: '0' } }));
+  });
+  afterAll(async () => {
+    nodes?.[2]?.child.kill('SIGCONT');
+    await stopAll?.();
+  });
+
+  it('agree for a live replica and for a paused one', async () => {
+    const [a, , c] = nodes as [NodeProc, NodeProc, NodeProc];
+    await Promise.all(Array.from({ length: 120 }, (_, i) => http('PUT', kvUrl(a, `lag-${i}`), { body: i })));
+    c.child.kill('SIGSTOP');
+    await Promise.all(Array.from({ length: 240 }, (_, i) => http('PUT', kvUrl(a, `lag2-${i}`), { body: i })));
+    const groupA = `lagoon-replica-${a.id}`;
+    const groupC = `lagoon-replica-${c.id}`;
+
+    // Within the sampling interval (tracker 0.5 s, auto-commit 0.5 s) all three views settle on the same numbers.
+    await eventually(
+      'status, metrics and ConsumerGroupCommand agree',
+      async () => {
+        const [status, metricsText, kafkaA, kafkaC] = await Promise.all([
+          http('GET', `${a.url}/v1/status`).then((r) => r.body),
+          fetch(`${a.url}/metrics`).then((r) => r.text()),
+          kafkaView(groupA, topic),
+          kafkaView(groupC, topic),
+        ]);
+        const lag = samples(metricsText, 'kafka_consumergroup_lag');
+        const cur = samples(metricsText, 'kafka_consumergroup_current_offset');
+        const end = samples(metricsText, 'kafka_topic_partition_current_offset');
+        for (let p = 0; p < 6; p++) {
+          const st = status.partitions[p];
+          const m = (list: typeof lag, group: string) =>
+            list.find((s) => s.labels.consumergroup === group && s.labels.partition === String(p))?.value;
+          const endM = end.find((s) => s.labels.partition === String(p))?.value;
+          const ka = kafkaA.get(p);
+          const kc = kafkaC.get(p);
+          if (!ka || !kc) return undefined;
+          // A: own replica — SQLite (status), metrics and Kafka's committed offsets.
+          if (st.endOffset !== endM || endM !== ka.end || endM !== kc.end) return undefined;
+          if (st.appliedOffset !== m(cur, groupA) || st.appliedOffset !== ka.current) return undefined;
+          if (st.lagRecords !== m(lag, groupA) || st.lagRecords !== ka.lag) return undefined;
+          // C: paused — visible from A through Kafka only.
+          if (m(cur, groupC) !== kc.current || m(lag, groupC) !== kc.lag) return undefined;
+        }
+        return { status, kafkaC };
+      },
+      30_000,
+      500,
+    ).then(({ status, kafkaC }) => {
+      expect(status.partitions.every((p: { lagRecords: number }) => p.lagRecords === 0)).toBe(true);
+      const totalLagC = [...kafkaC.values()].reduce((s, r) => s + r.lag, 0);
+      expect(totalLagC).toBeGreaterThanOrEqual(200); // the paused replica missed (most of) the second wave
+    });
+
+    const lagReport = (await http('GET', `${a.url}/v1/lag`)).body;
+    const repC = lagReport.replicas.find((r: { group: string }) => r.group === groupC);
+    expect(repC.source).toBe('kafka');
+    expect(repC.maxLagRecords).toBeGreaterThan(0);
+    expect(repC.status).not.toBe('OK');
+    expect(repC.maxLagSeconds).toBeGreaterThan(0);
+
+    c.child.kill('SIGCONT');
+    await eventually(
+      'paused replica catches up',
+      async () => {
+        const r = (await http('GET', `${a.url}/v1/lag`)).body.replicas.find(
+          (x: { group: string }) => x.group === groupC,
+        );
+        return r && r.maxLagRecords === 0 && r.status === 'OK' ? true : undefined;
+      },
+      60_000,
+      500,
+    );
+  });
+
+  it('/metrics passes Prometheus’ own parser and linter', async () => {
+    for (const n of nodes) {
+      const text = await fetch(`${n.url}/metrics`).then((r) => r.text());
+      expect(text).toContain('kafka_consumergroup_group_lag_seconds{');
+      expect(text).toContain('kafka_consumergroup_group_max_lag{');
+      expect(promlint(text)).toEqual([]);
+    }
+  });
+});
