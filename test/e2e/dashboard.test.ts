@@ -124,28 +124,32 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/** Sequential PUTs to one node until stopped; pausable so "caught up" can mean exactly 0. */
-function writer(node: NodeProc) {
+/**
+ * `concurrency` loops of PUTs to one node until stopped (enough load that a stopped replica's lag
+ * grows by hundreds of records within seconds); pausable so "caught up" can mean exactly 0.
+ */
+function writer(node: NodeProc, concurrency = 32) {
   let running = true;
   let paused = false;
   let ok = 0;
   let i = 0;
-  const done = (async () => {
+  const loop = async () => {
     while (running) {
       if (paused) {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
+      const n = i++;
       try {
-        const r = await http('PUT', kvUrl(node, `dash-${i % 500}`), { body: { i }, timeoutMs: 5000 });
+        const r = await http('PUT', kvUrl(node, `dash-${n % 1000}`), { body: { n }, timeoutMs: 5000 });
         if (r.status === 200) ok++;
       } catch {
         // Kafka or the node may be down on purpose; keep going.
         await new Promise((r) => setTimeout(r, 100));
       }
-      i++;
     }
-  })();
+  };
+  const done = Promise.all(Array.from({ length: concurrency }, loop));
   return {
     get ok() {
       return ok;
