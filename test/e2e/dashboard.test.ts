@@ -258,6 +258,9 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
       // 2. SIGSTOP C (frozen, not dead: its group keeps its member until the session times out).
       //    Within 3 s A's page must show C's lag rising and C's status leaving OK.
       const before = (await view(page)).replicas[c.id]!.maxLag;
+      console.log('DEBUG writes ok', w.ok, Date.now());
+      await new Promise((r) => setTimeout(r, 3000));
+      console.log('DEBUG writes ok', w.ok, Date.now());
       c.child.kill('SIGSTOP');
       const lags: number[] = [];
       const stopped = await until(
