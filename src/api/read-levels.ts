@@ -20,9 +20,15 @@ export function sessionFrom(deps: ApiDeps, header: string | string[] | undefined
   return r.offsets;
 }
 
-/** The token to hand back: what the client had, plus what it has now seen on `partitions`. */
+/**
+ * The token to hand back: what the client had, plus what it has now seen on `partitions`.
+ * Must be called *after* the read: the store's applied offsets are read afresh (not from a cache),
+ * so the token is never below the state just served, and monotonic reads hold on every node even
+ * when the replica runs in another process.
+ */
 export function sessionAfterRead(deps: ApiDeps, token: Map<number, number>, partitions: number[]): string {
-  const seen = new Map(partitions.map((p) => [p, deps.watch.applied(p)] as const).filter(([, o]) => o > 0));
+  const applied = deps.store.appliedOffsets();
+  const seen = new Map(partitions.map((p) => [p, applied.get(p) ?? 0] as const).filter(([, o]) => o > 0));
   return encodeSession(deps.sessionTag, mergeSession(token, seen));
 }
 

@@ -159,6 +159,14 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const prior = deps.store.idemLookup(key, idem);
       if (prior !== undefined) {
         reply.header('Idempotent-Replayed', 'true');
+        const pos = parseVersion(prior);
+        const first = pos ? deps.store.writeOutcome(pos.partition, pos.offset) : undefined;
+        if (first?.status === 'rejected') {
+          throw new LagoonError('precondition_failed', `Condition not met: ${first.reason ?? 'rejected'}`, {
+            status: 412,
+            details: { reason: first.reason, version: prior },
+          });
+        }
         return answerApplied(reply, deps, key, prior, token, op, 'applied');
       }
     }
