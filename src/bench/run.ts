@@ -2,13 +2,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { CliIo } from '../cli/io.js';
+import { nodeProcessArgs, waitNodeReady } from '../cli/node-process.js';
 import { findFreeBasePort, LocalCluster, portFree } from '../cluster/local-cluster.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
-
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/lagoon.js');
 
 interface LoadResult {
   requestsPerSec: number;
@@ -73,24 +71,18 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     for (let i = 0; i < 3; i++) {
       const child = spawn(
         process.execPath,
-        [
-          BIN,
-          'node',
-          '--id',
-          `bench-${i + 1}`,
-          '--port',
-          String(ports[i]),
-          '--kafka',
-          brokers,
-          '--db',
-          path.join(dataDir, `n${i}`, 'lagoon.db'),
-        ],
+        nodeProcessArgs({
+          id: `bench-${i + 1}`,
+          port: ports[i]!,
+          brokers: cluster.bootstrap,
+          db: path.join(dataDir, `n${i}`, 'lagoon.db'),
+        }),
         { stdio: 'ignore', env: { ...process.env, LAGOON_OWNER_PID: String(process.pid) } },
       );
       children.push(child);
     }
     const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-    for (const u of urls) await waitReady(u);
+    for (const u of urls) await waitNodeReady(u, 90_000);
 
     const value = JSON.stringify({ user: 'u-123', score: 42, tags: ['a', 'b'], pad: 'x'.repeat(120) });
     const recordSize = Buffer.byteLength(
@@ -241,17 +233,4 @@ function summarize(r: AcResult): LoadResult {
     errors: r.errors,
     total: r.requests.total,
   };
-}
-
-async function waitReady(url: string): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${url} not ready`);
 }

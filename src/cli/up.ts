@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { EVENTS_FILE } from '../core/events.js';
 import { DEFAULTS } from '../defaults.js';
@@ -9,8 +8,7 @@ import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
 import type { CliIo } from './io.js';
-
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/lagoon.js');
+import { nodeProcessArgs, waitNodeReady } from './node-process.js';
 
 export interface UpFlags {
   brokers?: string | undefined;
@@ -122,26 +120,16 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
       const out = fs.openSync(logFile, 'a');
       const child = spawn(
         process.execPath,
-        [
-          BIN,
-          'node',
-          '--id',
+        nodeProcessArgs({
           id,
-          '--port',
-          String(port),
-          '--kafka',
-          brokers.join(','),
-          '--db',
-          path.join(dataDir, 'nodes', id, 'lagoon.db'),
-          '--topic',
+          port,
+          brokers,
+          db: path.join(dataDir, 'nodes', id, 'lagoon.db'),
           topic,
-          '--partitions',
-          String(partitions),
-          '--peers',
-          allUrls.filter((_, j) => j !== i - 1).join(','),
-          '--events-file',
-          path.join(dataDir, EVENTS_FILE),
-        ],
+          partitions,
+          peers: allUrls.filter((_, j) => j !== i - 1),
+          eventsFile: path.join(dataDir, EVENTS_FILE),
+        }),
         {
           stdio: ['ignore', out, out],
           env: {
@@ -160,7 +148,7 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
       urls.push(`http://127.0.0.1:${port}`);
     }
     io.err(`Waiting for ${nodes} node(s) to be ready…`);
-    await Promise.all(urls.map((u) => waitReady(u, 120_000)));
+    await Promise.all(urls.map((u) => waitNodeReady(u, 120_000)));
     io.out('');
     io.out('Lagoon is up.');
     for (let i = 0; i < urls.length; i++) {
@@ -181,18 +169,4 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
   });
   await stopAll();
   return 0;
-}
-
-async function waitReady(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
-      if (r.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new LagoonError('node_not_ready', `${url} was not ready after ${timeoutMs} ms; see its node.log`);
 }

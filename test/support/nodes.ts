@@ -3,10 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
+import { nodeProcessArgs, waitNodeReady } from '../../src/cli/node-process.js';
 import { portFree } from '../../src/cluster/local-cluster.js';
 import { brokers, uniqueName } from './kafka.js';
-
-const BIN = path.resolve(import.meta.dirname, '../../bin/lagoon.js');
 
 /** A `lagoon node` running as its own OS process, so a test can SIGKILL or SIGSTOP it alone. */
 export interface NodeProc {
@@ -53,26 +52,16 @@ export async function startNodes(
       const out = fs.openSync(logFile, 'a');
       const child = spawn(
         process.execPath,
-        [
-          BIN,
-          'node',
-          '--id',
+        nodeProcessArgs({
           id,
-          '--port',
-          String(port),
-          '--kafka',
-          brokers().join(','),
-          '--db',
+          port,
+          brokers: brokers(),
           db,
-          '--topic',
           topic,
-          '--partitions',
-          String(opts.partitions ?? 6),
-          '--peers',
-          peers.join(','),
-          '--events-file',
+          partitions: opts.partitions ?? 6,
+          peers,
           eventsFile,
-        ],
+        }),
         {
           stdio: ['ignore', out, out],
           env: { ...process.env, LAGOON_OWNER_PID: String(process.pid), ...(opts.env ?? {}) },
@@ -125,21 +114,10 @@ export async function startNodes(
 }
 
 export async function waitReady(node: NodeProc, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (node.child.exitCode !== null) {
-      throw new Error(`node ${node.id} exited: ${fs.readFileSync(node.logFile, 'utf8').slice(-2000)}`);
-    }
-    try {
-      const r = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(1000) });
-      if (r.ok) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(
-    `node ${node.id} not ready after ${timeoutMs} ms: ${fs.readFileSync(node.logFile, 'utf8').slice(-2000)}`,
+  await waitNodeReady(node.url, timeoutMs, () =>
+    node.child.exitCode !== null
+      ? `node ${node.id} exited: ${fs.readFileSync(node.logFile, 'utf8').slice(-2000)}`
+      : undefined,
   );
 }
 

@@ -1,0 +1,58 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LagoonError } from '../errors.js';
+
+/** The `lagoon` entry script, for starting nodes as their own OS processes. */
+export const LAGOON_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/lagoon.js');
+
+export interface NodeProcessSpec {
+  id: string;
+  port: number;
+  brokers: string[];
+  db: string;
+  topic?: string;
+  partitions?: number;
+  peers?: string[];
+  eventsFile?: string;
+}
+
+/** argv (after `node`) that starts one `lagoon node` — shared by `lagoon up`, the bench and the tests. */
+export function nodeProcessArgs(spec: NodeProcessSpec): string[] {
+  return [
+    LAGOON_BIN,
+    'node',
+    '--id',
+    spec.id,
+    '--port',
+    String(spec.port),
+    '--kafka',
+    spec.brokers.join(','),
+    '--db',
+    spec.db,
+    ...(spec.topic ? ['--topic', spec.topic] : []),
+    ...(spec.partitions ? ['--partitions', String(spec.partitions)] : []),
+    ...(spec.peers?.length ? ['--peers', spec.peers.join(',')] : []),
+    ...(spec.eventsFile ? ['--events-file', spec.eventsFile] : []),
+  ];
+}
+
+/** Polls `<url>/readyz` until it answers 200; `alive` lets the caller fail fast if the process died. */
+export async function waitNodeReady(
+  url: string,
+  timeoutMs: number,
+  alive: () => string | undefined = () => undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const dead = alive();
+    if (dead) throw new LagoonError('node_exited', dead);
+    try {
+      const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new LagoonError('node_not_ready', `${url} was not ready after ${timeoutMs} ms; see its node.log`);
+}
