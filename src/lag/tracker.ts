@@ -59,7 +59,7 @@ export class LagTracker {
   constructor(opts: LagTrackerOptions) {
     this.o = { intervalMs: 500, ...opts };
     for (let p = 0; p < opts.partitions; p++) this.timelines.push(new OffsetTimeline());
-    this.latest = this.build(Date.now());
+    this.latest = this.build(Date.now(), opts.store.appliedOffsets());
   }
 
   start(): void {
@@ -88,7 +88,10 @@ export class LagTracker {
 
   private async tick(): Promise<void> {
     this.ticks++;
-    const view = this.o.monitor.snapshot();
+    // Sampling order matters: applied and committed offsets first, end offsets after, so a lag
+    // figure is never smaller than the truth (end is read no earlier than the position it is compared with).
+    const selfApplied = this.o.store.appliedOffsets();
+    let view = this.o.monitor.snapshot();
     for (const p of view.partitions)
       if (p) this.timelines[p.partition]?.observeEnd(p.endOffset, p.observedAt);
     if (view.reachable) {
@@ -101,14 +104,21 @@ export class LagTracker {
         this.admin = undefined;
         await a?.disconnect().catch(() => {});
       }
+      try {
+        await this.o.monitor.freshEndOffsets(1000);
+        view = this.o.monitor.snapshot();
+      } catch {
+        // keep the last view
+      }
       if (this.o.controller && this.ticks % 2 === 0) {
         this.controller = (await this.o.controller().catch(() => undefined)) ?? null;
       }
     } else {
       this.controller = null;
     }
+    for (const p of view.partitions) if (p) this.timelines[p.partition]?.observeEnd(p.endOffset, p.observedAt);
     if (this.ticks % 4 === 0) await this.refreshDigests();
-    this.latest = this.build(Date.now());
+    this.latest = this.build(Date.now(), selfApplied);
   }
 
   private async connectAdmin(): Promise<Admin> {
@@ -117,10 +127,9 @@ export class LagTracker {
     return admin;
   }
 
-  private build(now: number): LagReport {
+  private build(now: number, selfApplied: Map<number, number>): LagReport {
     const view = this.o.monitor.snapshot();
     const ends = Array.from({ length: this.o.partitions }, (_, p) => view.partitions[p]?.endOffset ?? 0);
-    const selfApplied = this.o.store.appliedOffsets();
     const replicas: ReplicaLag[] = [];
     const progress = this.o.replicaProgressAt();
     replicas.push(
