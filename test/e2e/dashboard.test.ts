@@ -284,7 +284,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
         (v) => {
           const r = v.replicas[c.id]!;
           if (lags[lags.length - 1] !== r.maxLag) lags.push(r.maxLag);
-          return lags.length >= 3 && r.maxLag > before && r.maxLag > lags[0]! ? r : undefined;
+          return lags.length >= 2 && r.maxLag > before && r.maxLag > lags[0]! ? r : undefined;
         },
         3000,
       );
@@ -358,16 +358,15 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
         expect(posted.status).toBe(201);
         const down = await until(
           page,
-          'broker 2 down, the event listed and marked on every chart',
+          'broker 2 down (1 and 3 up), the event listed and marked on every chart',
           (v) => {
             const listed = v.events[0]?.kind === 'broker_kill' && v.events[0].target === 'broker-2';
             const marked = CHARTS.every((id) => (v.markers[id] ?? 0) >= 1);
-            return v.brokers['2'] === false && listed && marked ? v : undefined;
+            const othersUp = v.brokers['1'] === true && v.brokers['3'] === true;
+            return v.brokers['2'] === false && othersUp && listed && marked ? v : undefined;
           },
           45_000,
         );
-        expect(down.view.brokers['1']).toBe(true);
-        expect(down.view.brokers['3']).toBe(true);
         expect(down.view.kafka).toBe('up');
         expect(down.view.events[0]!.text).toContain('dashboard e2e');
         await shot(page, '06-broker-down');
@@ -395,6 +394,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
       try {
         staleView = (await until(page, 'the stale banner', (v) => (v.staleBanner ? v : undefined), 10_000))
           .value;
+        await shot(page, '08-node-unreachable');
       } finally {
         a.child.kill('SIGCONT');
       }
@@ -403,7 +403,6 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
       // The last data stays on screen.
       expect(Object.keys(staleView.replicas).sort()).toEqual(Object.keys(lastGood.replicas).sort());
       expect(staleView.events.length).toBeGreaterThanOrEqual(1);
-      await shot(page, '08-node-unreachable');
       w.resume();
       await until(
         page,

@@ -248,7 +248,8 @@
           'tr',
           {
             'data-testid': `digest-${n.node}`,
-            class: n.digest && majority && n.digest !== majority ? 'mismatch' : '',
+            // Digests are comparable only at equal applied offsets: flag a row only when the node says they disagree.
+            class: digests.agree === false && n.digest && majority && n.digest !== majority ? 'mismatch' : '',
           },
           el('td', { text: n.node }),
           el('td', {
