@@ -1,7 +1,7 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import type { LogRecord, ReplicaStore } from '../store/replica-store.js';
 
-export type ReplicaState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type ReplicaState = 'idle' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
 export interface ReplicaOptions {
   topic: string;
@@ -32,9 +32,40 @@ export class Replica {
     this.opts = opts;
   }
 
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restarts = 0;
+
   /** Joins the group and starts applying. Resolves once consuming started (Kafka must be reachable). */
   async start(): Promise<void> {
     this.state = 'starting';
+    await this.runConsumer();
+  }
+
+  /**
+   * kafkajs restarts its consumer by itself only after retriable errors; after any other error it
+   * stops for good, which would leave this node serving ever staler reads. The replica is supervised
+   * instead: a consumer that crashed without a restart is replaced, with backoff, resuming from SQLite.
+   */
+  private scheduleRestart(error: string): void {
+    if (this.state === 'stopping' || this.state === 'stopped' || this.restartTimer) return;
+    this.state = 'restarting';
+    this.lastError = error;
+    const delay = Math.min(10_000, 500 * 2 ** Math.min(this.restarts++, 5));
+    this.restartTimer = setTimeout(async () => {
+      this.restartTimer = undefined;
+      const old = this.consumer;
+      this.consumer = undefined;
+      await old?.disconnect().catch(() => {});
+      if (this.state !== 'restarting') return;
+      try {
+        await this.runConsumer();
+      } catch (e) {
+        this.scheduleRestart((e as Error).message);
+      }
+    }, delay);
+  }
+
+  private async runConsumer(): Promise<void> {
     await this.alignCommittedOffsets();
     const consumer = this.kafka.consumer({
       groupId: this.opts.groupId,
@@ -47,6 +78,10 @@ export class Replica {
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (e) => {
       this.lastError = String(e.payload.error?.message ?? e.payload.error);
+      process.stderr.write(
+        `replica ${this.opts.groupId}: consumer crashed (${this.lastError}); ${e.payload.restart ? 'kafkajs restarts it' : 'restarting it'}\n`,
+      );
+      if (!e.payload.restart && this.consumer === consumer) this.scheduleRestart(this.lastError);
     });
     consumer.on(consumer.events.GROUP_JOIN, () => {
       // Whatever Kafka's committed offsets say, resume exactly where SQLite says we are.
@@ -73,6 +108,7 @@ export class Replica {
         const last = records[records.length - 1]!;
         this.lastBatchAt = Date.now();
         this.opts.onApplied?.(batch.partition, last.offset + 1, records.length, last.timestamp);
+        this.restarts = 0;
         resolveOffset(batch.lastOffset());
         await heartbeat();
       },
@@ -88,6 +124,7 @@ export class Replica {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'stopping';
+      clearTimeout(this.restartTimer);
       await this.consumer?.disconnect().catch(() => {});
       this.state = 'stopped';
     })();
