@@ -12,6 +12,7 @@
  *  6. applied offset unchanged while lag > 0:
  *       no progress and no commit for ≥ stopAfterMs, and not known alive → STOP
  *       unchanged for ≥ stopAfterMs but commits move / known alive        → STALL
+ *       unchanged for ≥ stuckWarnMs while the end offset grows              → WARN (early)
  *       unchanged across the whole window but for less than stopAfterMs    → WARN
  *  7. offsets advance but lag grows across the window (nearly every step up, or a clear margin) → WARN
  *  8. otherwise (offsets advance, lag shrinking or roughly flat)          → OK
@@ -41,6 +42,8 @@ export interface LagStatusOptions {
   windowMs?: number;
   /** No progress and no commit for this long while lag > 0 → STOP; also the max sample age. Default 5 000. */
   stopAfterMs?: number;
+  /** Applied offset unchanged this long while the end offset grows → WARN. Default 1500. */
+  stuckWarnMs?: number;
   /** A lag that grew by at least this many records (and by ≥ 50 %) over the window → WARN. Default 100. */
   warnGrowthRecords?: number;
 }
@@ -48,6 +51,7 @@ export interface LagStatusOptions {
 export const DEFAULT_LAG_WINDOW_MS = 10_000;
 export const DEFAULT_STOP_AFTER_MS = 5_000;
 export const DEFAULT_WARN_GROWTH_RECORDS = 100;
+export const DEFAULT_STUCK_WARN_MS = 1500;
 
 /** Severity order: OK < WARN < STALL < STOP < REWIND. */
 export const LAG_STATUS_ORDER: readonly LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND'];
@@ -77,6 +81,7 @@ export function evaluateLag(
   const windowMs = options.windowMs ?? DEFAULT_LAG_WINDOW_MS;
   const stopAfterMs = options.stopAfterMs ?? DEFAULT_STOP_AFTER_MS;
   const warnGrowth = options.warnGrowthRecords ?? DEFAULT_WARN_GROWTH_RECORDS;
+  const stuckWarnMs = options.stuckWarnMs ?? DEFAULT_STUCK_WARN_MS;
 
   const newest = samples[samples.length - 1];
   if (!newest) return { status: 'WARN', reason: 'no samples' };
@@ -145,6 +150,14 @@ export function evaluateLag(
       return {
         status: 'STALL',
         reason: `applied stuck at ${newest.appliedOffset} for ${secs(stuckFor)} (${why}), lag ${lag} records${endNote}`,
+      };
+    }
+    // Stuck for a moment while new records keep arriving: warn early (a paused or wedged replica shows
+    // within ~2 s), long before STALL/STOP can be told apart.
+    if (stuckFor >= stuckWarnMs && endGrew > 0) {
+      return {
+        status: 'WARN',
+        reason: `applied stuck at ${newest.appliedOffset} for ${secs(stuckFor)} while end grew +${endGrew}, lag ${lag} records`,
       };
     }
     if (!movedInWindow) {

@@ -63,10 +63,13 @@ export class LagTracker {
   }
 
   start(): void {
+    // Fixed rate: a slow tick (Kafka round trips under load) eats into the wait, not into the rate.
     const loop = async () => {
       if (this.closed) return;
+      const started = Date.now();
       await this.tick().catch(() => {});
-      if (!this.closed) this.timer = setTimeout(loop, this.o.intervalMs);
+      if (!this.closed)
+        this.timer = setTimeout(loop, Math.max(50, this.o.intervalMs - (Date.now() - started)));
     };
     void loop();
   }
@@ -116,7 +119,8 @@ export class LagTracker {
     } else {
       this.controller = null;
     }
-    for (const p of view.partitions) if (p) this.timelines[p.partition]?.observeEnd(p.endOffset, p.observedAt);
+    for (const p of view.partitions)
+      if (p) this.timelines[p.partition]?.observeEnd(p.endOffset, p.observedAt);
     if (this.ticks % 4 === 0) await this.refreshDigests();
     this.latest = this.build(Date.now(), selfApplied);
   }

@@ -4,7 +4,7 @@
 // shows a "stale since …" banner and keeps polling.
 /* global uPlot */
 (() => {
-  const POLL_MS = 1000;
+  const POLL_MS = 500;
   const FETCH_TIMEOUT_MS = 2500;
   const HISTORY_S = 300;
   const MIN_WINDOW_S = 60;

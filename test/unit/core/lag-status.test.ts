@@ -119,13 +119,16 @@ describe('evaluateLag — OK', () => {
   });
 
   it('a short pause inside a progressing window is judged by the trend', () => {
-    const s = series([
-      [0, 40],
-      [100, 130],
-      [200, 220],
-      [200, 225],
-      [200, 230],
-    ]);
+    const s = series(
+      [
+        [0, 40],
+        [100, 130],
+        [200, 220],
+        [200, 225],
+        [200, 230],
+      ],
+      { step: 500 },
+    ); // stuck for 1.1 s: shorter than stuckWarnMs
     expect(evaluateLag(s, last(s) + 100).status).toBe('OK');
   });
 });
@@ -165,7 +168,7 @@ describe('evaluateLag — WARN (falling behind)', () => {
     ]);
     const r = evaluateLag(s, last(s) + 500);
     expect(r.status).toBe('WARN');
-    expect(r.reason).toBe('applied unchanged at 10 for 2.5 s, lag 25 records, end +5');
+    expect(r.reason).toBe('applied stuck at 10 for 2.5 s while end grew +5, lag 25 records');
   });
 
   it('respects warnGrowthRecords', () => {
@@ -384,5 +387,33 @@ describe('LagWindows', () => {
     expect(ws.get(a)?.size).toBeGreaterThan(0);
     expect(ws.delete(b)).toBe(true);
     expect(ws.keys()).toEqual([a]);
+  });
+});
+
+describe('early warning for a stuck replica', () => {
+  it('warns once applied is stuck for stuckWarnMs while the end offset grows, before STALL/STOP', () => {
+    const samples = [
+      { at: 0, appliedOffset: 100, endOffset: 100 },
+      { at: 500, appliedOffset: 110, endOffset: 110 },
+      { at: 1000, appliedOffset: 120, endOffset: 125 },
+      { at: 1500, appliedOffset: 120, endOffset: 140 },
+      { at: 2000, appliedOffset: 120, endOffset: 150 },
+      { at: 2600, appliedOffset: 120, endOffset: 165 },
+    ];
+    const early = evaluateLag(samples.slice(0, 4), 1500);
+    expect(early.status).toBe('OK'); // stuck for only 0.5 s: not yet
+    const r = evaluateLag(samples, 2600);
+    expect(r.status).toBe('WARN');
+    expect(r.reason).toMatch(/applied stuck at 120 for 1\.6 s while end grew \+40/);
+  });
+
+  it('does not warn for a stuck applied offset when nothing new arrives', () => {
+    const samples = [
+      { at: 0, appliedOffset: 100, endOffset: 100 },
+      { at: 1000, appliedOffset: 120, endOffset: 121 },
+      { at: 2000, appliedOffset: 120, endOffset: 121 },
+      { at: 3000, appliedOffset: 120, endOffset: 121 },
+    ];
+    expect(evaluateLag(samples, 3000).status).toBe('OK');
   });
 });
