@@ -84,7 +84,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       io.err(`lagoon: ${e.message}`);
       return 2;
     }
-    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       io.err(`lagoon: ${(e as Error).message}\n${HELP}`);
       return 2;
     }

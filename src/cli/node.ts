@@ -74,6 +74,14 @@ export async function nodeCommand(flags: NodeFlags, io: CliIo): Promise<number> 
     }
   });
   io.err(`lagoon node ${config.id}: stopping`);
+  // Bounded: with the brokers gone, a Kafka client's disconnect can wait on dead sockets; the store
+  // is consistent at every commit, so leaving after a grace period loses nothing.
+  const forced = setTimeout(() => {
+    io.err(`lagoon node ${config.id}: shutdown took over 10 s, exiting`);
+    process.exit(0);
+  }, 10_000);
+  forced.unref();
   await node.close();
+  clearTimeout(forced);
   return 0;
 }

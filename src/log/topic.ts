@@ -19,7 +19,7 @@ export async function ensureTopic(admin: Admin, spec: TopicSpec): Promise<'creat
   if (!existing.includes(spec.topic)) {
     try {
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         timeout: 30_000,
         topics: [
           {
@@ -35,6 +35,7 @@ export async function ensureTopic(admin: Admin, spec: TopicSpec): Promise<'creat
           },
         ],
       });
+      await waitForLeaders(admin, spec);
       return 'created';
     } catch (e) {
       // Another node may have created it at the same moment: fall through to verification.
@@ -65,4 +66,31 @@ export async function ensureTopic(admin: Admin, spec: TopicSpec): Promise<'creat
     );
   }
   return 'exists';
+}
+
+/**
+ * Polls until every partition has a leader. kafkajs' own waitForLeaders gives up on
+ * UNKNOWN_TOPIC_OR_PARTITION, which a just-created topic can answer for a moment on a fresh cluster.
+ */
+async function waitForLeaders(admin: Admin, spec: TopicSpec, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: [spec.topic] });
+      const parts = meta.topics[0]?.partitions ?? [];
+      if (parts.length === spec.partitions && parts.every((p) => p.leader >= 0)) return;
+      last = `${parts.filter((p) => p.leader >= 0).length}/${spec.partitions} partitions have a leader`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new LagoonError(
+    'topic_not_ready',
+    `Topic '${spec.topic}' has no leaders after ${timeoutMs} ms (${last})`,
+    {
+      retryable: true,
+    },
+  );
 }
