@@ -42,7 +42,7 @@ export interface LagStatusOptions {
   windowMs?: number;
   /** No progress and no commit for this long while lag > 0 → STOP; also the max sample age. Default 5 000. */
   stopAfterMs?: number;
-  /** Applied offset unchanged this long while the end offset grows → WARN. Default 1500. */
+  /** Applied offset unchanged this long while the end offset grows → WARN. Default 1000. */
   stuckWarnMs?: number;
   /** A lag that grew by at least this many records (and by ≥ 50 %) over the window → WARN. Default 100. */
   warnGrowthRecords?: number;
@@ -51,7 +51,7 @@ export interface LagStatusOptions {
 export const DEFAULT_LAG_WINDOW_MS = 10_000;
 export const DEFAULT_STOP_AFTER_MS = 5_000;
 export const DEFAULT_WARN_GROWTH_RECORDS = 100;
-export const DEFAULT_STUCK_WARN_MS = 1500;
+export const DEFAULT_STUCK_WARN_MS = 1000;
 
 /** Severity order: OK < WARN < STALL < STOP < REWIND. */
 export const LAG_STATUS_ORDER: readonly LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND'];

@@ -127,8 +127,8 @@ describe('evaluateLag — OK', () => {
         [200, 225],
         [200, 230],
       ],
-      { step: 500 },
-    ); // stuck for 1.1 s: shorter than stuckWarnMs
+      { step: 400 },
+    ); // stuck for 0.9 s: shorter than stuckWarnMs (1 s)
     expect(evaluateLag(s, last(s) + 100).status).toBe('OK');
   });
 });
