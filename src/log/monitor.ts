@@ -82,7 +82,10 @@ export class ClusterMonitor {
   /** Why `partition` cannot take an acks=all write now, or undefined if it can. */
   writeGate(partition: number): string | undefined {
     const v = this.snapshot();
-    if (!v.reachable) return `no Kafka broker reachable${v.lastError ? `: ${v.lastError}` : ''}`;
+    if (!v.reachable)
+      return v.lastError?.startsWith('topic ')
+        ? v.lastError
+        : `no Kafka broker reachable${v.lastError ? `: ${v.lastError}` : ''}`;
     const p = v.partitions[partition];
     if (!p) return undefined; // no metadata yet: let the producer try
     if (p.leader < 0) return `partition ${partition} has no leader`;
@@ -167,7 +170,12 @@ export class ClusterMonitor {
       this.onRefresh?.(this.view);
       return new Map(partitions.map((p) => [p.partition, p]));
     } catch (e) {
-      this.view = { ...this.view, reachable: false, lastError: (e as Error).message };
+      const msg = (e as Error).message;
+      // Brokers that answer "unknown topic" are reachable, but nothing can be written until the topic exists.
+      const why = /does not host this topic-partition/i.test(msg)
+        ? `topic '${this.topic}' does not exist yet`
+        : msg;
+      this.view = { ...this.view, reachable: false, lastError: why };
       // A broken admin connection is rebuilt on the next round.
       const admin = this.admin;
       this.admin = undefined;
