@@ -91,7 +91,7 @@ export class LocalCluster {
         throw new LagoonError('bad_argument', `--brokers must be 1 or 3, got ${brokers}`);
       }
       state = {
-        clusterId: randomBytes(16).toString('base64url'),
+        clusterId: newClusterId(),
         brokers,
         basePort: opts.basePort ?? 29092,
         kafkaVersion: '',
@@ -424,6 +424,17 @@ export class LocalCluster {
     });
     if (child.pid !== undefined) fs.writeFileSync(this.layout.watchdogPidFile, `${child.pid}\n`);
     child.unref();
+  }
+}
+
+/**
+ * A random KRaft cluster id (16 bytes, base64url). Like Kafka's own Uuid.randomUuid, ids starting with
+ * '-' are avoided: the storage tool would read one as a command-line flag.
+ */
+export function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ type Service = {
   command?: string | string[];
   environment?: Record<string, unknown> | string[];
   ports?: (string | { target?: number; published?: string | number })[];
-  volumes?: (string | { source?: string; target?: string })[];
+  volumes?: (string | { source?: string; target?: string; read_only?: boolean })[];
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: { test?: string | string[] };
 };
@@ -58,11 +58,12 @@ function ports(svc: Service): { host: number; container: number }[] {
   });
 }
 
-function mounts(svc: Service): { source: string; target: string }[] {
+function mounts(svc: Service): { source: string; target: string; readOnly: boolean }[] {
   return (svc.volumes ?? []).map((v) => {
-    if (typeof v === 'object') return { source: v.source ?? '', target: v.target ?? '' };
-    const [source = '', target = ''] = v.split(':');
-    return { source, target };
+    if (typeof v === 'object')
+      return { source: v.source ?? '', target: v.target ?? '', readOnly: !!v.read_only };
+    const [source = '', target = '', mode = ''] = v.split(':');
+    return { source, target, readOnly: mode.split(',').includes('ro') };
   });
 }
 
@@ -282,5 +283,64 @@ describe('infra/prometheus/prometheus.yml', () => {
       for (const sc of job.static_configs ?? []) for (const t of sc.targets) targets.add(t);
     }
     for (const [name, s] of lagoon) expect(targets).toContain(`${name}:${flag(argv(s), '--port')}`);
+  });
+});
+
+describe('docker-compose.yml: Grafana', () => {
+  const grafana = compose.services['grafana'];
+  const prom = services.find(([, s]) => s.image?.startsWith('prom/prometheus'));
+  const mount = (target: string) => mounts(grafana!).find((m) => m.target === target);
+
+  it('runs a pinned grafana/grafana image on port 3000 after prometheus', () => {
+    expect(grafana).toBeDefined();
+    expect(grafana!.image).toMatch(/^grafana\/grafana(-oss)?:\d+\.\d+\.\d+$/);
+    expect(ports(grafana!)).toEqual([{ host: 3000, container: 3000 }]);
+    expect(prom).toBeDefined();
+    expect(Object.keys(dependsOn(grafana!))).toContain(prom![0]);
+  });
+
+  it('lets anonymous users in as viewers only', () => {
+    const e = env(grafana!);
+    expect(e['GF_AUTH_ANONYMOUS_ENABLED']).toBe('true');
+    expect(e['GF_AUTH_ANONYMOUS_ORG_ROLE']).toBe('Viewer');
+  });
+
+  it('mounts provisioning and dashboards read-only from infra/grafana, as directories that exist', () => {
+    const provisioning = mount('/etc/grafana/provisioning');
+    const dashboards = mount('/var/lib/grafana/dashboards');
+    expect(provisioning?.source).toBe('./infra/grafana/provisioning');
+    expect(dashboards?.source).toBe('./infra/grafana/dashboards');
+    for (const m of [provisioning!, dashboards!]) {
+      expect(m.readOnly, m.target).toBe(true);
+      expect(statSync(path.join(root, m.source)).isDirectory(), m.source).toBe(true);
+    }
+    for (const sub of ['datasources', 'dashboards'])
+      expect(existsSync(path.join(root, provisioning!.source, sub)), sub).toBe(true);
+    expect(readdirSync(path.join(root, dashboards!.source)).some((f) => f.endsWith('.json'))).toBe(true);
+    // The home dashboard, if set, is one of the mounted files.
+    const home = env(grafana!)['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'];
+    if (home !== undefined) {
+      expect(home.startsWith(`${dashboards!.target}/`), home).toBe(true);
+      expect(existsSync(path.join(root, dashboards!.source, home.slice(dashboards!.target.length)))).toBe(
+        true,
+      );
+    }
+  });
+
+  it('provisions the prometheus service as datasource and loads dashboards from the mount', () => {
+    const provisioning = mount('/etc/grafana/provisioning')!.source;
+    const ds = parse(read(path.join(provisioning, 'datasources/prometheus.yml'))) as {
+      datasources: { type: string; url: string }[];
+    };
+    const promPort = ports(prom![1])[0]!.container;
+    const urls = ds.datasources.filter((d) => d.type === 'prometheus').map((d) => d.url);
+    expect(urls).toEqual([`http://${prom![0]}:${promPort}`]);
+    const provider = parse(read(path.join(provisioning, 'dashboards/lagoon.yml'))) as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    for (const p of provider.providers) {
+      expect(p.type).toBe('file');
+      expect(p.options.path).toBe(mount('/var/lib/grafana/dashboards')!.target);
+    }
   });
 });
