@@ -10,7 +10,6 @@ import { LagoonError } from '../errors.js';
 import { ensureKafkaJars, type KafkaJars, type Progress } from './jars.js';
 import { type BrokerLayout, bootstrapOf, type ClusterLayout, clusterLayout } from './layout.js';
 import {
-  isAlive,
   isProcessOf,
   type ProcState,
   procState,
@@ -491,5 +490,3 @@ export async function findFreeBasePort(brokers: number, lo = 30000, hi = 44000):
   }
   throw new LagoonError('port_in_use', 'Found no free port range for a local Kafka cluster');
 }
-
-export { isAlive };

@@ -36,6 +36,7 @@ export class ClusterMonitor {
   private round: Promise<Map<number, PartitionView>> | undefined;
   private nextRound: Promise<Map<number, PartitionView>> | undefined;
   private closed = false;
+  private lastRoundAt = 0;
   private view: ClusterView = {
     reachable: false,
     brokers: [],
@@ -61,10 +62,13 @@ export class ClusterMonitor {
   }
 
   start(): void {
+    // One round per interval, whoever asks: a round that strong reads or the lag tracker already
+    // started (freshEndOffsets) counts, so the periodic refresh does not repeat it.
     const tick = async () => {
       if (this.closed) return;
-      await this.refresh().catch(() => {});
-      if (!this.closed) this.timer = setTimeout(tick, this.intervalMs);
+      if (Date.now() - this.lastRoundAt >= this.intervalMs) await this.refresh().catch(() => {});
+      const wait = Math.max(50, this.intervalMs - (Date.now() - this.lastRoundAt));
+      if (!this.closed) this.timer = setTimeout(tick, wait);
     };
     void tick();
   }
@@ -138,6 +142,7 @@ export class ClusterMonitor {
 
   private async refresh(): Promise<Map<number, PartitionView>> {
     const sentAt = Date.now();
+    this.lastRoundAt = sentAt;
     try {
       if (!this.admin) {
         const admin = this.kafka.admin({ retry: { retries: 0 } });
