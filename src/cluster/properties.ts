@@ -29,9 +29,13 @@ export function brokerProperties(cluster: ClusterLayout, broker: BrokerLayout): 
     // Lagoon creates its topics explicitly, with checked settings.
     'auto.create.topics.enable': false,
     'group.initial.rebalance.delay.ms': 0,
-    // Faster fault detection than the defaults (9 s / 30 s): chaos scenarios measure recovery.
-    'broker.session.timeout.ms': 6000,
-    'broker.heartbeat.interval.ms': 1000,
+    // Failover speed. A dead broker's partitions get new leaders (and it leaves every ISR, so acks=all
+    // writes to partitions it only followed stop waiting for it) once the controller fences it, i.e.
+    // broker.session.timeout.ms after its last heartbeat (Kafka's defaults: 9 s, heartbeat 2 s). On
+    // loopback 3 s / 0.5 s is safe; the price is that a broker frozen longer than 3 s (a GC pause,
+    // SIGSTOP) is fenced and its leaderships move. See docs/architecture.md (failover).
+    'broker.session.timeout.ms': 3000,
+    'broker.heartbeat.interval.ms': 500,
     'replica.lag.time.max.ms': 10000,
     'num.partitions': 1,
     'log.retention.hours': 168,
