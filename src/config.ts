@@ -41,10 +41,13 @@ export const NodeConfigSchema = z.object({
   maxValueBytes: z.coerce.number().int().min(1).default(DEFAULTS.maxValueBytes),
   /** Producer linger: how long a write waits for others to share its Kafka round trip. */
   lingerMs: z.coerce.number().int().min(0).max(1000).default(2),
-  /** Bound on a strict write: after this the client gets 503 (definite) or 504 (outcome unknown). */
-  writeTimeoutMs: z.coerce.number().int().min(100).max(120_000).default(5000),
-  /** Default wait bound for session/bounded/strong reads and conditional writes. */
-  readTimeoutMs: z.coerce.number().int().min(0).max(120_000).default(5000),
+  /**
+   * Deadline of a strict write (per request: ?timeoutMs=): long enough to ride out a partition leader
+   * failover (the local cluster's is ~3-4 s). After it the client gets 503 (definite) or 504 (unknown).
+   */
+  writeTimeoutMs: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** Default wait bound for session/bounded/strong reads and conditional writes (also rides out a failover). */
+  readTimeoutMs: z.coerce.number().int().min(0).max(120_000).default(10_000),
   /** How often the node refreshes partition end offsets (lag, staleness). */
   offsetRefreshMs: z.coerce.number().int().min(50).max(60_000).default(500),
   /** Other nodes' base URLs (digest agreement on the dashboard). */

@@ -54,7 +54,10 @@ const header = (name: string, description: string) => ({
 const readHeaders = {
   ETag: { schema: { type: 'string' } },
   'Lagoon-Served-By': { schema: { type: 'string' } },
-  'Lagoon-Lag-Records': { schema: { type: 'integer' } },
+  'Lagoon-Lag-Records': {
+    schema: { type: 'string' },
+    description: 'upper bound on records not yet applied, or "unknown" (no recent end offset from Kafka)',
+  },
   'Lagoon-Staleness-Ms': { schema: { type: 'string' }, description: 'upper bound in ms, or "unknown"' },
   'Lagoon-Consistency': { schema: { type: 'string' } },
   'Lagoon-Session': { schema: { type: 'string' } },

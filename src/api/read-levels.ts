@@ -67,10 +67,13 @@ export async function admitRead(
       if (params.maxStaleMs === undefined && params.maxLag === undefined) {
         throw badRequest('missing_bound', 'consistency=bounded needs maxStaleMs and/or maxLag');
       }
+      // maxLag is judged against an end offset read lately (freshEndAgeMs), never an old one: a node cut
+      // off from Kafka does not know how far behind it is, so it does not serve maxLag reads.
       const ok = () =>
         partitions.every(
           (p) =>
-            (params.maxLag === undefined || deps.freshness.lagRecords(p) <= params.maxLag) &&
+            (params.maxLag === undefined ||
+              deps.freshness.lagRecordsBound(p, Date.now(), freshEndAgeMs(deps)) <= params.maxLag) &&
             (params.maxStaleMs === undefined ||
               deps.freshness.stalenessMs(p, Date.now()) <= params.maxStaleMs),
         );
@@ -88,7 +91,7 @@ export async function admitRead(
       return;
     }
     case 'strong': {
-      if (!deps.monitor.snapshot().reachable) {
+      if (!deps.monitor.reachable()) {
         throw new LagoonError(
           'kafka_unavailable',
           'Strong reads need Kafka to learn the latest offset, and no broker is reachable. ' +
@@ -108,4 +111,9 @@ export async function admitRead(
       );
     }
   }
+}
+
+/** How old an end offset may be and still bound a replica's record lag (a few refresh intervals). */
+export function freshEndAgeMs(deps: ApiDeps): number {
+  return Math.max(1500, 3 * deps.config.offsetRefreshMs);
 }

@@ -8,7 +8,7 @@ import { LagoonError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { parseWith } from './parse.js';
 import { badRequest } from './problem.js';
-import { admitRead, type ReadParams, sessionAfterRead, sessionFrom } from './read-levels.js';
+import { admitRead, freshEndAgeMs, type ReadParams, sessionAfterRead, sessionFrom } from './read-levels.js';
 import { ReadQuery, ScanQuery, WriteQuery } from './schemas.js';
 
 const IDEM_RE = /^[\x21-\x7e]+$/;
@@ -33,10 +33,11 @@ function readHeaders(
   parts: number[],
 ) {
   const now = Date.now();
-  const lag = Math.max(0, ...parts.map((p) => deps.freshness.lagRecords(p)));
+  // Both are upper bounds: 'unknown' when the node has no recent end offset to bound them with.
+  const lag = Math.max(0, ...parts.map((p) => deps.freshness.lagRecordsBound(p, now, freshEndAgeMs(deps))));
   const stale = Math.max(0, ...parts.map((p) => deps.freshness.stalenessMs(p, now)));
   reply.header('Lagoon-Served-By', deps.config.id);
-  reply.header('Lagoon-Lag-Records', String(lag));
+  reply.header('Lagoon-Lag-Records', Number.isFinite(lag) ? String(lag) : 'unknown');
   reply.header('Lagoon-Staleness-Ms', stalenessHeader(stale));
   reply.header('Lagoon-Consistency', params.consistency);
   reply.header('Lagoon-Session', sessionAfterRead(deps, token, parts));
@@ -203,7 +204,12 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     let ack: Awaited<ReturnType<NonNullable<ApiDeps['writer']>['append']>>;
     try {
-      ack = await deps.writer.append(encodeKey(key), record, partition, deps.config.writeTimeoutMs);
+      ack = await deps.writer.append(
+        encodeKey(key),
+        record,
+        partition,
+        q.timeoutMs ?? deps.config.writeTimeoutMs,
+      );
     } catch (e) {
       deps.observe?.write?.(op, (e as LagoonError).code ?? 'error', (performance.now() - started) / 1000);
       throw e;

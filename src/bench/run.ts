@@ -7,6 +7,7 @@ import { nodeProcessArgs, waitNodeReady } from '../cli/node-process.js';
 import { findFreeBasePort, LocalCluster, portFree } from '../cluster/local-cluster.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
+import { type ApplyRate, measureApplyRate } from './apply.js';
 
 interface LoadResult {
   requestsPerSec: number;
@@ -32,6 +33,11 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     const i = args.indexOf(`--${name}`);
     return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
   };
+  if (args[0] === 'apply') {
+    const r = measureApplyRate({ records: opt('records', 200_000) });
+    io.out(applyLine(r));
+    return 0;
+  }
   const duration = opt('duration', 15);
   const connections = opt('connections', 256);
   const rate = opt('rate', 300);
@@ -157,6 +163,9 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
       await autocannon({ url: urls[2]!, duration, connections: 64, ...readPaths('?consistency=strong') }),
     );
 
+    io.err('Replica apply rate vs raw better-sqlite3…');
+    const apply = measureApplyRate();
+
     const machine = {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -184,6 +193,8 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
       restWriteFixedRate: { targetPerSec: rate, durationS: duration, ...fixed },
       restReadEventual: eventual,
       restReadStrong: strong,
+      apply_rate: { ours: apply.oursPerSec, anchor: apply.anchorPerSec, unit: 'rows/s', ratio: apply.ratio },
+      applyRounds: apply.rounds,
     };
     const outDir = path.resolve('bench-results');
     fs.mkdirSync(outDir, { recursive: true });
@@ -204,6 +215,8 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
       `| REST GET eventual (64 conns) | ${eventual.requestsPerSec} req/s | ${eventual.p50Ms} ms | ${eventual.p99Ms} ms | ${eventual.errors}/${eventual.non2xx} |`,
       `| REST GET strong (64 conns) | ${strong.requestsPerSec} req/s | ${strong.p50Ms} ms | ${strong.p99Ms} ms | ${strong.errors}/${strong.non2xx} |`,
       '',
+      applyLine(apply),
+      '',
     ].join('\n');
     fs.writeFileSync(path.join(outDir, `bench-${stamp}.md`), md);
     io.out(md);
@@ -214,6 +227,13 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     await cluster.stop(5000);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+function applyLine(r: ApplyRate): string {
+  return (
+    `Replica apply rate (${r.records} records, batches of ${r.batch}, WAL + synchronous=FULL, median of 3): ` +
+    `Lagoon ${r.oursPerSec} rows/s, raw better-sqlite3 upsert ${r.anchorPerSec} rows/s, ratio ${r.ratio}`
+  );
 }
 
 interface AcResult {

@@ -11,10 +11,12 @@ export class Freshness {
   private readonly freshAsOf = new Map<number, number>();
   private readonly applied = new Map<number, number>();
   private readonly ends = new Map<number, number>();
+  private readonly endAt = new Map<number, number>();
 
   /** An end offset read from Kafka by a request sent at time `t`. */
   observeEnd(partition: number, end: number, t: number): void {
     this.ends.set(partition, Math.max(end, this.ends.get(partition) ?? 0));
+    this.endAt.set(partition, Math.max(t, this.endAt.get(partition) ?? 0));
     const q = this.pending.get(partition) ?? [];
     const last = q[q.length - 1];
     if (last && last.end === end) last.t = Math.max(last.t, t);
@@ -41,6 +43,17 @@ export class Freshness {
   /** Records known to exist that the replica has not applied yet (never negative). */
   lagRecords(partition: number): number {
     return Math.max(0, this.endOffset(partition) - (this.applied.get(partition) ?? 0));
+  }
+
+  /**
+   * An upper bound on the records the replica lacks at `now`, or Infinity when the newest end offset
+   * was read more than `maxAgeMs` ago: an old end offset says nothing about what was written since, so
+   * a node cut off from Kafka never claims to be 0 records behind.
+   */
+  lagRecordsBound(partition: number, now: number, maxAgeMs: number): number {
+    const at = this.endAt.get(partition);
+    if (at === undefined || now - at > maxAgeMs) return Number.POSITIVE_INFINITY;
+    return this.lagRecords(partition);
   }
 
   /** Upper bound on staleness in ms at `now`; Infinity before the first observation was reached. */

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type { Admin, Kafka } from 'kafkajs';
 import { LagoonError } from '../errors.js';
 
@@ -22,8 +23,12 @@ export interface ClusterView {
 
 /**
  * Watches the Lagoon topic from one node: leaders, ISR and end offsets, refreshed on an interval.
- * Feeds the write circuit breaker, lag and staleness; and answers strong reads with an end offset
- * read *after* the read began (a fresh ListOffsets round, shared by reads that arrive together).
+ * Feeds the write gate, lag and staleness; and answers strong reads with an end offset read *after*
+ * the read began (a fresh ListOffsets round, shared by reads that arrive together).
+ *
+ * Reachability is judged carefully, because it decides whether writes are refused at once: one failed
+ * round (a request that went to a broker that just died) says nothing about the others. "No broker
+ * reachable" means: no Kafka request succeeded lately AND no broker accepts a TCP connection.
  */
 export class ClusterMonitor {
   private readonly kafka: Kafka;
@@ -31,6 +36,10 @@ export class ClusterMonitor {
   private readonly minIsr: number;
   private readonly intervalMs: number;
   private readonly onRefresh: ((view: ClusterView) => void) | undefined;
+  private readonly bootstrap: string[];
+  private brokerAddresses: string[] = [];
+  /** Outcome of the last TCP probe of every known broker address (run after a failed round). */
+  private tcpReachable = true;
   private admin: Admin | undefined;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<Map<number, PartitionView>> | undefined;
@@ -51,9 +60,12 @@ export class ClusterMonitor {
       topic: string;
       minInsyncReplicas: number;
       intervalMs: number;
+      /** host:port list, probed by TCP when Kafka requests fail. */
+      bootstrap?: string[];
       onRefresh?: (view: ClusterView) => void;
     },
   ) {
+    this.bootstrap = opts.bootstrap ?? [];
     this.onRefresh = opts.onRefresh;
     this.kafka = kafka;
     this.topic = opts.topic;
@@ -74,25 +86,37 @@ export class ClusterMonitor {
   }
 
   snapshot(): ClusterView {
-    // Unreachable if nothing succeeded for a few intervals, even if the last request has not failed yet.
+    return { ...this.view, reachable: this.reachable() };
+  }
+
+  /**
+   * Whether Kafka may take a request at all: a round succeeded within a few intervals, or (rounds
+   * failing) some broker still accepts TCP connections — e.g. one broker died and the round asked it.
+   */
+  reachable(): boolean {
+    if (this.view.lastOkAt === 0 && this.view.lastError === 'not yet contacted') return false;
     const fresh = Date.now() - this.view.lastOkAt < Math.max(3000, this.intervalMs * 4);
-    return { ...this.view, reachable: this.view.reachable && fresh };
+    return fresh || this.tcpReachable;
   }
 
   partition(p: number): PartitionView | undefined {
     return this.view.partitions[p];
   }
 
-  /** Why `partition` cannot take an acks=all write now, or undefined if it can. */
+  /**
+   * Why `partition` cannot take an acks=all write now — only what cannot succeed: no broker reachable,
+   * the topic missing, or fewer in-sync replicas than min.insync.replicas. Undefined otherwise: a
+   * partition between leaders is not refused, its write waits for the new leader (Writer).
+   * Each partition is judged on its own.
+   */
   writeGate(partition: number): string | undefined {
-    const v = this.snapshot();
-    if (!v.reachable)
-      return v.lastError?.startsWith('topic ')
-        ? v.lastError
-        : `no Kafka broker reachable${v.lastError ? `: ${v.lastError}` : ''}`;
+    const v = this.view;
+    if (v.lastError?.startsWith('topic ') && Date.now() - v.lastOkAt > this.intervalMs * 4)
+      return v.lastError;
+    if (!this.reachable()) return `no Kafka broker reachable${v.lastError ? `: ${v.lastError}` : ''}`;
     const p = v.partitions[partition];
-    if (!p) return undefined; // no metadata yet: let the producer try
-    if (p.leader < 0) return `partition ${partition} has no leader`;
+    // No metadata yet, or metadata too old to judge by (rounds failing): let the producer try.
+    if (!p || Date.now() - v.lastOkAt > 10_000) return undefined;
     if (p.isr.length < this.minIsr) {
       return `partition ${partition} has ${p.isr.length} in-sync replica(s), min.insync.replicas is ${this.minIsr}`;
     }
@@ -101,9 +125,41 @@ export class ClusterMonitor {
 
   /**
    * End offsets from a ListOffsets round that starts after this call (linearizable reads need an
-   * offset read after the read began). Concurrent callers share the next round.
+   * offset read after the read began). Concurrent callers share the next round. A round that fails
+   * while Kafka is still reachable (a partition leader just died) is retried until `timeoutMs`:
+   * strong reads wait for the new leader as writes do. Fails at once (503) when no broker is reachable,
+   * 504 `strong_timeout` when the deadline passes.
    */
   async freshEndOffsets(timeoutMs: number): Promise<Map<number, PartitionView>> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError = '';
+    for (;;) {
+      if (!this.reachable()) {
+        throw new LagoonError(
+          'kafka_unavailable',
+          `No Kafka broker reachable, so the latest offset cannot be read${lastError ? ` (${lastError})` : ''}`,
+          { status: 503, retryable: true },
+        );
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new LagoonError(
+          'strong_timeout',
+          `Could not read the latest offset from Kafka within ${timeoutMs} ms${lastError ? ` (${lastError})` : ''}`,
+          { status: 504, retryable: true },
+        );
+      }
+      try {
+        return await withTimeout(this.roundAfterNow(), remaining);
+      } catch (e) {
+        lastError = (e as Error).message;
+        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))));
+      }
+    }
+  }
+
+  /** The next round that starts after this call; shared by everyone who asks before it starts. */
+  private roundAfterNow(): Promise<Map<number, PartitionView>> {
     if (!this.nextRound) {
       const after = this.round ?? Promise.resolve(new Map());
       this.nextRound = after
@@ -114,24 +170,7 @@ export class ClusterMonitor {
           return this.round;
         });
     }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new LagoonError('kafka_unavailable', 'Could not read the latest offset from Kafka in time', {
-              status: 503,
-              retryable: true,
-            }),
-          ),
-        timeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([this.nextRound ?? this.round!, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.nextRound;
   }
 
   async close(): Promise<void> {
@@ -154,6 +193,8 @@ export class ClusterMonitor {
         this.admin.fetchTopicOffsets(this.topic),
         this.admin.describeCluster(),
       ]);
+      this.tcpReachable = true;
+      this.brokerAddresses = cluster.brokers.map((b) => `${b.host}:${b.port}`);
       const end = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
       const partitions: PartitionView[] = [];
       for (const p of meta.topics[0]?.partitions ?? []) {
@@ -180,11 +221,13 @@ export class ClusterMonitor {
       const why = /does not host this topic-partition/i.test(msg)
         ? `topic '${this.topic}' does not exist yet`
         : msg;
-      this.view = { ...this.view, reachable: false, lastError: why };
       // A broken admin connection is rebuilt on the next round.
       const admin = this.admin;
       this.admin = undefined;
       await admin?.disconnect().catch(() => {});
+      // One failed round is not "Kafka down": ask every known broker whether it is there at all.
+      this.tcpReachable = await anyAccepts([...new Set([...this.bootstrap, ...this.brokerAddresses])]);
+      this.view = { ...this.view, reachable: this.reachable(), lastError: why };
       throw new LagoonError('kafka_unavailable', `Kafka unreachable: ${(e as Error).message}`, {
         status: 503,
         retryable: true,
@@ -192,4 +235,33 @@ export class ClusterMonitor {
       });
     }
   }
+}
+
+/** True if any `host:port` accepts a TCP connection within `timeoutMs` (all probed at once). */
+async function anyAccepts(addresses: string[], timeoutMs = 1000): Promise<boolean> {
+  if (addresses.length === 0) return false;
+  const probes = addresses.map(
+    (a) =>
+      new Promise<boolean>((resolve) => {
+        const i = a.lastIndexOf(':');
+        const socket = net.connect({ host: a.slice(0, i), port: Number(a.slice(i + 1)) });
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(ok);
+        };
+        const timer = setTimeout(() => done(false), timeoutMs);
+        socket.once('connect', () => done(true));
+        socket.once('error', () => done(false));
+      }),
+  );
+  return (await Promise.all(probes)).some(Boolean);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -5,7 +5,7 @@ import { LagoonError } from '../errors.js';
 export interface WriteAck {
   partition: number;
   offset: number;
-  /** Record CreateTime (ms), the time TTLs and time lag are measured from. */
+  /** The time the record was produced with (ms). */
   timestamp: number;
 }
 
@@ -15,10 +15,22 @@ interface Pending {
   partition: number;
   deadline: number;
   timestamp: number;
+  /** Handed to Kafka at least once: from then on a failure is "outcome unknown", never definite. */
+  sent: boolean;
   settled: boolean;
   resolve: (ack: WriteAck) => void;
   reject: (err: LagoonError) => void;
   timer: NodeJS.Timeout;
+}
+
+/** One partition's queue and producer: partitions never wait for each other. */
+interface Lane {
+  partition: number;
+  queue: Pending[];
+  busy: boolean;
+  timer: NodeJS.Timeout | undefined;
+  producer: Producer | undefined;
+  connecting: Promise<Producer> | undefined;
 }
 
 export interface WriterOptions {
@@ -26,20 +38,37 @@ export interface WriterOptions {
   lingerMs: number;
   /** Largest number of records in one produce request. */
   maxBatch?: number;
+  /**
+   * Largest produce request, in record bytes (keys + values). A record larger than this goes alone;
+   * the topic's max.message.bytes must admit the largest record the API accepts (src/log/topic.ts).
+   */
+  maxBatchBytes?: number;
+  /** Writes waiting across all partitions; beyond this a write is refused at once (503 overloaded). */
+  maxQueued?: number;
   onBatch?: (records: number, ms: number, ok: boolean) => void;
   /**
-   * Circuit breaker: returns why `partition` cannot take acks=all writes now (no leader, ISR below
-   * min.insync.replicas, brokers unreachable), or undefined. Gated records are never sent.
+   * Returns why `partition` cannot take acks=all writes now (no broker reachable, ISR below
+   * min.insync.replicas), or undefined. Gated records are never sent: they fail definitely.
    */
   gate?: (partition: number) => string | undefined;
 }
 
 export type WriterState = 'idle' | 'running' | 'closing' | 'closed';
 
+/** Client-side bound on one produce attempt; the broker-side acks timeout is kept below it. */
+const ATTEMPT_MS = 3000;
+
 /**
- * The write path's producer: acks=all, idempotent, one request in flight. Concurrent appends are
- * coalesced into one produce request (a short linger, then whatever queued while the previous request
- * was in flight), and each caller still gets its own partition and offset back.
+ * The write path's producer. Each partition is a lane with its own idempotent producer (acks=all, one
+ * request in flight), so a partition whose leader died never holds up the others. Concurrent appends
+ * to a partition are coalesced into one request (a short linger, then whatever queued while the
+ * previous request was in flight), and each caller still gets its own offset back.
+ *
+ * A partition between leaders is waited for, as Kafka's own producer does: the lane resends the SAME
+ * batch with the same producer (the broker deduplicates by producer id and sequence, so a resend of a
+ * batch that did land is answered with its original offsets) until the earliest deadline in the batch.
+ * Only then does it give up, answer "outcome unknown" and replace the producer (new producer id), so no
+ * later batch can reuse the sequence numbers of one that may have landed.
  *
  * Every append is bounded by its deadline. A record that was never handed to Kafka fails *definitely*
  * (503 kafka_unavailable: it did not happen); a record whose request was sent but not acknowledged in
@@ -49,11 +78,8 @@ export class Writer {
   private readonly kafka: Kafka;
   private readonly opts: Required<Omit<WriterOptions, 'onBatch' | 'gate'>> &
     Pick<WriterOptions, 'onBatch' | 'gate'>;
-  private producer: Producer | undefined;
-  private connecting: Promise<Producer> | undefined;
-  private queue: Pending[] = [];
-  private flushing = false;
-  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly lanes = new Map<number, Lane>();
+  private queued = 0;
   private closing: Promise<void> | undefined;
   private lastError: string | undefined;
   private lastOkAt = 0;
@@ -61,13 +87,11 @@ export class Writer {
 
   constructor(kafka: Kafka, opts: WriterOptions) {
     this.kafka = kafka;
-    this.opts = { maxBatch: 2000, ...opts };
+    this.opts = { maxBatch: 2000, maxBatchBytes: 900 * 1024, maxQueued: 50_000, ...opts };
   }
 
   start(): void {
     this.state = 'running';
-    // Connect eagerly but do not fail start-up: Kafka may be down and come back.
-    this.ensureProducer().catch(() => {});
   }
 
   /** Appends one record; resolves once Kafka acknowledged it with acks=all. */
@@ -77,115 +101,143 @@ export class Writer {
         new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }),
       );
     }
+    if (this.queued >= this.opts.maxQueued) {
+      return Promise.reject(
+        new LagoonError(
+          'overloaded',
+          `This node already has ${this.queued} writes waiting for Kafka; the write was not applied.`,
+          { status: 503, retryable: true, definite: true },
+        ),
+      );
+    }
+    const lane = this.lane(partition);
     return new Promise<WriteAck>((resolve, reject) => {
+      const now = Date.now();
       const p: Pending = {
         key,
         value,
         partition,
-        deadline: Date.now() + timeoutMs,
-        timestamp: Date.now(),
+        deadline: now + timeoutMs,
+        timestamp: now,
+        sent: false,
         settled: false,
         resolve,
         reject,
-        timer: setTimeout(() => this.expire(p), timeoutMs),
+        timer: setTimeout(() => this.expire(lane, p), timeoutMs),
       };
-      this.queue.push(p);
-      this.scheduleFlush();
+      lane.queue.push(p);
+      this.queued++;
+      this.schedule(lane);
     });
   }
 
   status(): { state: WriterState; queued: number; lastError: string | undefined; lastOkAt: number } {
-    return {
-      state: this.state,
-      queued: this.queue.length,
-      lastError: this.lastError,
-      lastOkAt: this.lastOkAt,
-    };
+    return { state: this.state, queued: this.queued, lastError: this.lastError, lastOkAt: this.lastOkAt };
   }
 
-  /** Idempotent: stops taking writes, lets the in-flight request finish, fails what is still queued. */
+  /** Idempotent: stops taking writes, lets in-flight requests finish (bounded), fails what is still queued. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closing';
-      clearTimeout(this.flushTimer);
-      for (let i = 0; i < 100 && this.flushing; i++) await new Promise((r) => setTimeout(r, 50));
-      for (const p of this.queue.splice(0)) {
-        this.settle(
-          p,
-          new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }),
-        );
+      for (const lane of this.lanes.values()) clearTimeout(lane.timer);
+      const busy = () => [...this.lanes.values()].some((l) => l.busy);
+      for (let i = 0; i < 100 && busy(); i++) await new Promise((r) => setTimeout(r, 50));
+      for (const lane of this.lanes.values()) {
+        for (const p of lane.queue.splice(0)) {
+          this.settle(
+            p,
+            p.sent
+              ? unknownOutcome('the node shut down before Kafka answered')
+              : new LagoonError('shutting_down', 'Node is shutting down', { status: 503, retryable: true }),
+          );
+        }
       }
-      await this.producer?.disconnect().catch(() => {});
+      await Promise.all([...this.lanes.values()].map((l) => l.producer?.disconnect().catch(() => {})));
       this.state = 'closed';
     })();
     return this.closing;
   }
 
-  private expire(p: Pending): void {
+  private lane(partition: number): Lane {
+    let lane = this.lanes.get(partition);
+    if (!lane) {
+      lane = {
+        partition,
+        queue: [],
+        busy: false,
+        timer: undefined,
+        producer: undefined,
+        connecting: undefined,
+      };
+      this.lanes.set(partition, lane);
+    }
+    return lane;
+  }
+
+  private expire(lane: Lane, p: Pending): void {
     if (p.settled) return;
-    const idx = this.queue.indexOf(p);
-    if (idx >= 0) {
-      // Never sent: definitely not written.
-      this.queue.splice(idx, 1);
-      this.settle(p, unavailable(this.lastError));
+    if (!p.sent) {
+      // Never handed to Kafka: definitely not written.
+      const idx = lane.queue.indexOf(p);
+      if (idx >= 0) lane.queue.splice(idx, 1);
+      this.settle(p, unavailable(this.lastError ?? 'Kafka did not take it in time'));
     } else {
-      this.settle(
-        p,
-        new LagoonError(
-          'write_outcome_unknown',
-          'Kafka did not acknowledge the write in time; it may or may not have been applied. ' +
-            'Retrying with the same Idempotency-Key is safe.',
-          { status: 504, retryable: true, definite: false },
-        ),
-      );
+      this.settle(p, unknownOutcome('Kafka did not acknowledge the write in time'));
     }
   }
 
   private settle(p: Pending, result: WriteAck | LagoonError): void {
     if (p.settled) return;
     p.settled = true;
+    this.queued--;
     clearTimeout(p.timer);
     if (result instanceof LagoonError) p.reject(result);
     else p.resolve(result);
   }
 
-  private scheduleFlush(): void {
-    if (this.flushing || this.flushTimer) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined;
-      void this.flush();
+  private schedule(lane: Lane): void {
+    if (lane.busy || lane.timer) return;
+    lane.timer = setTimeout(() => {
+      lane.timer = undefined;
+      void this.pump(lane);
     }, this.opts.lingerMs);
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
+  /** Sends the lane's queue, one request at a time, until it is empty. */
+  private async pump(lane: Lane): Promise<void> {
+    if (lane.busy) return;
+    lane.busy = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.opts.maxBatch).filter((p) => !p.settled);
-        if (batch.length > 0) await this.send(batch);
+      while (lane.queue.length > 0) {
+        const batch = this.takeBatch(lane);
+        if (batch.length > 0) await this.send(lane, batch);
       }
     } finally {
-      this.flushing = false;
+      lane.busy = false;
     }
   }
 
-  private async send(all: Pending[]): Promise<void> {
-    const started = Date.now();
+  /** The next request's records: unsettled, in arrival order, within the count and byte limits. */
+  private takeBatch(lane: Lane): Pending[] {
     const batch: Pending[] = [];
-    for (const p of all) {
-      const closed = this.opts.gate?.(p.partition);
-      if (closed === undefined) batch.push(p);
-      else this.settle(p, unavailable(closed));
+    let bytes = 0;
+    while (lane.queue.length > 0 && batch.length < this.opts.maxBatch) {
+      const p = lane.queue[0]!;
+      const size = p.value.length + (p.key?.length ?? 0);
+      if (batch.length > 0 && bytes + size > this.opts.maxBatchBytes) break;
+      lane.queue.shift();
+      if (p.settled) continue;
+      batch.push(p);
+      bytes += size;
     }
-    if (batch.length === 0) return;
-    let producer: Producer;
-    try {
-      producer = await this.ensureProducer();
-    } catch (e) {
-      this.lastError = (e as Error).message;
-      for (const p of batch) this.settle(p, unavailable(this.lastError));
-      this.opts.onBatch?.(batch.length, Date.now() - started, false);
+    return batch;
+  }
+
+  private async send(lane: Lane, batch: Pending[]): Promise<void> {
+    const started = Date.now();
+    const closed = this.opts.gate?.(lane.partition);
+    if (closed !== undefined) {
+      for (const p of batch) this.settle(p, unavailable(closed));
       return;
     }
     const messages: Message[] = batch.map((p) => ({
@@ -194,82 +246,106 @@ export class Writer {
       partition: p.partition,
       timestamp: String(p.timestamp),
     }));
-    try {
-      const remaining = Math.max(...batch.map((p) => p.deadline)) - Date.now();
-      const meta = await producer.send({
-        topic: this.opts.topic,
-        acks: -1,
-        timeout: Math.max(1000, Math.min(30_000, remaining)),
-        messages,
-      });
-      const base = new Map<number, number>();
-      for (const m of meta) base.set(m.partition, Number(m.baseOffset));
-      const next = new Map<number, number>();
-      for (const p of batch) {
-        const b = base.get(p.partition);
-        if (b === undefined) {
-          this.settle(
-            p,
-            new LagoonError('write_outcome_unknown', 'Kafka answered without this partition', {
-              status: 504,
-              definite: false,
-              retryable: true,
-            }),
-          );
-          continue;
+    // The batch is resent unchanged until the earliest deadline in it: a resend must be byte-for-byte the
+    // same batch for the broker to recognise it, so its members cannot be dropped one by one.
+    const giveUpAt = Math.min(...batch.map((p) => p.deadline));
+    let attempts = 0;
+    for (;;) {
+      let producer: Producer;
+      try {
+        producer = await this.producer(lane);
+      } catch (e) {
+        this.lastError = describeKafkaError(e);
+        if (attempts === 0) {
+          // Nothing of this batch ever left the process: definitely not written.
+          for (const p of batch) this.settle(p, unavailable(this.lastError));
+          this.opts.onBatch?.(batch.length, Date.now() - started, false);
+          return;
         }
-        const i = next.get(p.partition) ?? 0;
-        next.set(p.partition, i + 1);
-        this.settle(p, { partition: p.partition, offset: b + i, timestamp: p.timestamp });
+        if (await this.giveUp(lane, batch, giveUpAt, started)) return;
+        continue;
       }
-      this.lastError = undefined;
-      this.lastOkAt = Date.now();
-      this.opts.onBatch?.(batch.length, Date.now() - started, true);
-    } catch (e) {
-      // Once a produce request has left, a failure is never proof that nothing was appended: an earlier
-      // attempt (kafkajs retries) may have reached the leader and be committed later. So the outcome is
-      // unknown. Definite failures are only those the gate or the connect step stop before sending.
-      this.lastError = describeKafkaError(e);
-      for (const p of batch) {
-        this.settle(
-          p,
-          new LagoonError(
-            'write_outcome_unknown',
-            `Kafka did not confirm the write (${this.lastError}); it may or may not have been applied. ` +
-              'Retrying with the same Idempotency-Key is safe.',
-            { status: 504, retryable: true, definite: false },
-          ),
-        );
+      for (const p of batch) p.sent = true;
+      attempts++;
+      try {
+        const remaining = giveUpAt - Date.now();
+        const meta = await producer.send({
+          topic: this.opts.topic,
+          acks: -1,
+          timeout: Math.max(500, Math.min(ATTEMPT_MS - 500, remaining)),
+          messages,
+        });
+        // kafkajs can resolve a send without a partition it skipped (tulios/kafkajs#1303): not acknowledged.
+        const answer = meta.find((m) => m.partition === lane.partition && m.errorCode === 0);
+        if (answer === undefined) {
+          for (const p of batch) this.settle(p, unknownOutcome('Kafka answered without this partition'));
+          await this.resetProducer(lane);
+        } else {
+          const base = Number(answer.baseOffset);
+          batch.forEach((p, i) => {
+            this.settle(p, { partition: p.partition, offset: base + i, timestamp: p.timestamp });
+          });
+          this.lastError = undefined;
+          this.lastOkAt = Date.now();
+        }
+        this.opts.onBatch?.(batch.length, Date.now() - started, answer !== undefined);
+        return;
+      } catch (e) {
+        this.lastError = describeKafkaError(e);
+        if (await this.giveUp(lane, batch, giveUpAt, started)) return;
       }
-      this.opts.onBatch?.(batch.length, Date.now() - started, false);
-      // A fresh producer (new producer id) after any failure: no sequence-number state carried over.
-      await this.resetProducer();
     }
   }
 
-  private ensureProducer(): Promise<Producer> {
-    if (this.producer) return Promise.resolve(this.producer);
-    this.connecting ??= (async () => {
+  /**
+   * After a failed attempt: true (and the batch answered "outcome unknown", the producer replaced) once
+   * the deadline passed or the node is closing; else waits a little before the next attempt.
+   */
+  private async giveUp(lane: Lane, batch: Pending[], giveUpAt: number, started: number): Promise<boolean> {
+    const left = giveUpAt - Date.now();
+    if (left > 0 && this.state === 'running') {
+      await new Promise((r) => setTimeout(r, Math.min(100, left)));
+      return false;
+    }
+    for (const p of batch) {
+      this.settle(
+        p,
+        p.sent
+          ? unknownOutcome(`Kafka did not confirm the write (${this.lastError})`)
+          : unavailable(this.lastError),
+      );
+    }
+    this.opts.onBatch?.(batch.length, Date.now() - started, false);
+    // A fresh producer (new producer id): the next batch must not reuse sequence numbers of one that may have landed.
+    await this.resetProducer(lane);
+    return true;
+  }
+
+  private producer(lane: Lane): Promise<Producer> {
+    if (lane.producer) return Promise.resolve(lane.producer);
+    lane.connecting ??= (async () => {
       const producer = this.kafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
-        retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+        // One quick retry inside kafkajs (it refreshes metadata after a leader or connection error);
+        // the lane's own loop retries beyond that, up to the write's deadline.
+        retry: { retries: 1, initialRetryTime: 50, maxRetryTime: 200 },
       });
       try {
         await producer.connect();
-        this.producer = producer;
+        lane.producer = producer;
         return producer;
       } finally {
-        this.connecting = undefined;
+        lane.connecting = undefined;
       }
     })();
-    return this.connecting;
+    return lane.connecting;
   }
 
-  private async resetProducer(): Promise<void> {
-    const old = this.producer;
-    this.producer = undefined;
+  private async resetProducer(lane: Lane): Promise<void> {
+    const old = lane.producer;
+    lane.producer = undefined;
     await old?.disconnect().catch(() => {});
   }
 }
@@ -282,7 +358,18 @@ function unavailable(reason: string | undefined): LagoonError {
   );
 }
 
+function unknownOutcome(why: string): LagoonError {
+  return new LagoonError(
+    'write_outcome_unknown',
+    `${why}; it may or may not have been applied. Retrying with the same Idempotency-Key is safe.`,
+    { status: 504, retryable: true, definite: false },
+  );
+}
+
 function describeKafkaError(e: unknown): string {
   const err = e as { message?: string; originalError?: { message?: string }; type?: string };
   return err.originalError?.message ?? err.message ?? String(e);
 }
+
+/** Client settings for the writer's Kafka connection: each produce attempt is bounded, then retried. */
+export const WRITER_CLIENT = { requestTimeout: ATTEMPT_MS } as const;

@@ -148,10 +148,10 @@ describe('lagoon kafka (the CLI from a shell)', () => {
     const brokerPid = LocalCluster.open({ dataDir: dir }).status()[0]!.pid!;
     expect(isAlive(brokerPid)).toBe(true);
     up.kill('SIGKILL');
-    await eventually('broker JVM gone', () => (isAlive(brokerPid) ? undefined : true), 30_000);
+    await eventually('broker JVM gone', () => (isAlive(brokerPid) ? undefined : true), 120_000);
     // Not just its port: the node process itself must be gone (a stray Kafka client timer once kept one alive).
     const nodePids = () => processesMatching(path.join(dir, 'nodes', 'node-1', 'lagoon.db'));
-    await eventually('node process gone', () => (nodePids().length === 0 ? true : undefined), 30_000);
+    await eventually('node process gone', () => (nodePids().length === 0 ? true : undefined), 120_000);
     await expect(http('GET', `http://127.0.0.1:${apiPort}/healthz`, { timeoutMs: 500 })).rejects.toThrow();
   });
 });

@@ -93,7 +93,7 @@ describe.skipIf(!cluster)('lag from /v1/status, /metrics and Kafka’s ConsumerG
         }
         return { status, kafkaC };
       },
-      30_000,
+      120_000,
       500,
     ).then(({ status, kafkaC }) => {
       expect(status.partitions.every((p: { lagRecords: number }) => p.lagRecords === 0)).toBe(true);

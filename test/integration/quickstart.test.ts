@@ -81,7 +81,7 @@ it('the README quick start works as written: npm start, then its curl commands',
     await new Promise((r) => npm.once('exit', r));
     // Ctrl-C stops everything cleanly: no broker JVM is left.
     for (const pid of pids)
-      await eventually(`broker ${pid} stopped`, () => (isAlive(pid) ? undefined : true), 30_000);
+      await eventually(`broker ${pid} stopped`, () => (isAlive(pid) ? undefined : true), 120_000);
     fs.rmSync(dir, { recursive: true, force: true });
   }
   expect(out).toContain('Stopped.');

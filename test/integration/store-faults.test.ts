@@ -33,16 +33,23 @@ describe.skipIf(!cluster)('store under faults', () => {
       const r = await http('GET', kvUrl(n, 'outage-7'));
       expect(r.status).toBe(200);
       expect(r.body.value).toBe(7);
-      expect(r.ms).toBeLessThan(1000);
 
-      const strong = await http('GET', kvUrl(n, 'outage-7', 'consistency=strong&timeoutMs=2000'));
-      expect([503, 504]).toContain(strong.status);
-      expect(strong.ms).toBeLessThan(2000 + 1500);
+      // Strong reads and strict writes must not wait out their deadline when no broker is reachable:
+      // each is given 60 s and must answer 503 well before it (a liveness bound, not a speed figure).
+      const strong = await http('GET', kvUrl(n, 'outage-7', 'consistency=strong&timeoutMs=60000'), {
+        timeoutMs: 90_000,
+      });
+      expect(strong.status).toBe(503);
+      expect(strong.ms).toBeLessThan(30_000);
       expect(strong.headers.get('content-type')).toContain('application/problem+json');
 
-      const w = await http('PUT', kvUrl(n, 'during-outage'), { body: 'x' });
+      const w = await http('PUT', kvUrl(n, 'during-outage', 'timeoutMs=60000'), {
+        body: 'x',
+        timeoutMs: 90_000,
+      });
       expect(w.status).toBe(503);
-      expect(w.ms).toBeLessThan(6000);
+      expect(w.ms).toBeLessThan(30_000);
+      console.log(`${n.id}: eventual ${r.ms} ms, strong 503 in ${strong.ms} ms, write 503 in ${w.ms} ms`);
       expect(w.headers.get('retry-after')).not.toBeNull();
       expect(w.body).toMatchObject({ code: 'kafka_unavailable', definite: true, retryable: true });
     }

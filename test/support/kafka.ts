@@ -23,11 +23,11 @@ export function testKafka(clientId = uniqueName('test')) {
   return kafkaClient({ brokers: brokers(), clientId });
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs` (a liveness bound: minutes). */
 export async function eventually<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
+  timeoutMs = 120_000,
   everyMs = 200,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

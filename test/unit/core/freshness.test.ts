@@ -47,4 +47,16 @@ describe('Freshness', () => {
     expect(f.stalenessMs(0, 200)).toBe(Number.POSITIVE_INFINITY);
     expect(f.stalenessMs(1, 200)).toBe(100);
   });
+
+  it('gives no record-lag bound from an end offset older than the allowed age', () => {
+    const f = new Freshness();
+    f.observeApplied(0, 5);
+    f.observeEnd(0, 5, 1000);
+    expect(f.lagRecordsBound(0, 1500, 1000)).toBe(0);
+    // Cut off from Kafka: the last end offset is 0 records ahead, but it is old.
+    expect(f.lagRecordsBound(0, 5000, 1000)).toBe(Number.POSITIVE_INFINITY);
+    expect(f.lagRecordsBound(1, 5000, 1000)).toBe(Number.POSITIVE_INFINITY);
+    f.observeEnd(0, 9, 4900);
+    expect(f.lagRecordsBound(0, 5000, 1000)).toBe(4);
+  });
 });

@@ -364,23 +364,24 @@ describe('reads', () => {
   });
 });
 
-describe('performance', () => {
-  it('applies more than 50k small records per second', () => {
+describe('large batches', () => {
+  // The apply *rate* is a benchmark figure (`npm run bench`, against raw better-sqlite3 in the same run);
+  // here only what is deterministic: every record applied exactly once, offsets and counters with it.
+  it('applies 50k small records in batches of 500, each batch with its offset', () => {
     const n = 50_000;
     const records: LogRecord[] = [];
     for (let i = 0; i < n; i++) records.push(rec(i, 1000 + i, `key-${i % 5000}`, put({ i })));
-    const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
-    for (let i = 0; i < n; i += 500) store.applyBatch(0, records.slice(i, i + 500));
-    const cpu = process.cpuUsage(cpu0);
-    const wall = (performance.now() - t0) / 1000;
-    const cpuSecs = (cpu.user + cpu.system) / 1e6;
-    expect(store.partitionInfo()[0]?.recordsApplied).toBe(n);
-    console.log(
-      `applyBatch: ${Math.round(n / wall)} records/s wall, ${Math.round(n / cpuSecs)} per CPU-second`,
-    );
-    // Judged on CPU time so that other work on a shared 2-core CI machine does not make it flaky; the bound is
-    // generous (the store does ~60k/s on one idle core), the log line shows the real rate.
-    expect(n / cpuSecs).toBeGreaterThan(25_000);
+    for (let i = 0; i < n; i += 500) {
+      expect(store.applyBatch(0, records.slice(i, i + 500))).toEqual({ applied: 500, skipped: 0 });
+      expect(store.appliedOffsets().get(0)).toBe(i + 500);
+    }
+    const info = store.partitionInfo()[0]!;
+    expect(info.recordsApplied).toBe(n);
+    expect(info.appliedOffset).toBe(n);
+    // The last write of each key wins: key-k holds i = n - 5000 + k.
+    expect(JSON.parse(store.get('key-7', 0)!.value)).toEqual({ i: n - 5000 + 7 });
+    // Redelivering the whole log changes nothing.
+    expect(store.applyBatch(0, records.slice(0, 500))).toEqual({ applied: 0, skipped: 500 });
+    expect(store.partitionInfo()[0]!.recordsApplied).toBe(n);
   });
 });
