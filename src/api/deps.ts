@@ -17,7 +17,20 @@ export interface ApiDeps {
   freshness: Freshness;
   /** Tag binding session tokens to this topic. */
   sessionTag: string;
-  replicaStatus: () => { state: string; group: string; lastError: string | undefined };
+  replicaStatus: () => {
+    state: string;
+    group: string;
+    lastError: string | undefined;
+    /**
+     * Set once the replica refused its log (another topic id or cluster, or a log that ends below the store's
+     * offsets): its data must not be served as current at session/bounded/strong (503 `replica_diverged`).
+     */
+    problem?: { code: string; message: string } | undefined;
+    /** Records found in a partition their key does not belong to (neutralised as invalid_record). */
+    misrouted?: { count: number; last: string | undefined } | undefined;
+  };
+  /** Why this node takes no writes because of its topic (unchecked, missing or unsafe), if so. */
+  topicProblem?: () => string | undefined;
   /** Observability hooks (metrics); no-ops by default. */
   observe?: {
     write?: (op: string, result: string, seconds: number) => void;

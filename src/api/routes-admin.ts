@@ -10,11 +10,20 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const now = Date.now();
     const view = deps.monitor.snapshot();
     const replica = deps.replicaStatus();
+    const topicProblem = deps.topicProblem?.();
     return {
       node: deps.config.id,
       role: deps.config.role,
       topic: deps.config.topic,
-      replica: { state: replica.state, group: replica.group, lastError: replica.lastError ?? null },
+      // Writes are refused while this is set (503); reasons are sentences that say the way out.
+      topicProblem: topicProblem ?? null,
+      replica: {
+        state: replica.state,
+        group: replica.group,
+        lastError: replica.lastError ?? null,
+        problem: replica.problem ?? null,
+        misrouted: { count: replica.misrouted?.count ?? 0, last: replica.misrouted?.last ?? null },
+      },
       partitions: deps.store.partitionInfo().map((p) => {
         const stale = deps.freshness.stalenessMs(p.partition, now);
         return {
@@ -41,9 +50,32 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/readyz', async (_req, reply) => {
     const replica = deps.replicaStatus();
+    // Every role must have checked its topic: a node that cannot take writes is not ready.
+    const topicProblem = deps.topicProblem?.();
+    if (topicProblem !== undefined) {
+      throw new LagoonError('topic_unsafe', `Takes no writes: ${topicProblem}`, {
+        status: 503,
+        retryable: true,
+      });
+    }
+    if (replica.problem) {
+      // The replica refused its log: its data must not be served as current, and a restart will not help.
+      throw new LagoonError('replica_diverged', replica.problem.message, {
+        status: 503,
+        retryable: false,
+        details: { reason: replica.problem.code },
+      });
+    }
     const ready = deps.config.role === 'api' || replica.state === 'running';
     if (!ready) {
-      throw new LagoonError('not_ready', `Replica is ${replica.state}`, { status: 503, retryable: true });
+      throw new LagoonError(
+        'not_ready',
+        `Replica is ${replica.state}${replica.lastError ? `: ${replica.lastError}` : ''}`,
+        {
+          status: 503,
+          retryable: true,
+        },
+      );
     }
     return reply.send({ status: 'ready', node: deps.config.id });
   });

@@ -1,3 +1,5 @@
+import { partitionOf } from './partitioner.js';
+
 /** What Kafka reports about an existing topic. */
 export interface TopicDescription {
   partitions: number;
@@ -23,8 +25,9 @@ export function checkTopic(actual: TopicDescription, expected: TopicRequirements
   const problems: string[] = [];
   if (actual.partitions !== expected.partitions) {
     problems.push(
-      `topic has ${actual.partitions} partitions but ${expected.partitions} are configured; ` +
-        'keys would map to other partitions than the replicas expect',
+      `topic has ${actual.partitions} partitions but this node is configured with ${expected.partitions} ` +
+        `(--partitions / LAGOON_PARTITIONS); its keys would land in other partitions than every other node's: ` +
+        `start it with --partitions ${actual.partitions} (the flag only sizes a topic Lagoon creates)`,
     );
   }
   if (actual.replicationFactor < expected.replicationFactor) {
@@ -61,5 +64,59 @@ export function checkTopic(actual: TopicDescription, expected: TopicRequirements
         'so a rebuilt replica could reach a different state',
     );
   }
+  // LogAppendTime (what Lagoon creates now: one broker clock per partition for TTLs and time lag) and
+  // CreateTime (topics created by earlier Lagoon versions) are both fine: the replica's log clock only ever
+  // takes the maximum, so it never runs backwards under either.
+  const tsType = (actual.configs['message.timestamp.type'] ?? 'CreateTime').trim();
+  if (tsType !== 'CreateTime' && tsType !== 'LogAppendTime') {
+    problems.push(
+      `message.timestamp.type is ${JSON.stringify(tsType)}, expected LogAppendTime or CreateTime`,
+    );
+  }
   return problems;
+}
+
+/** Who the topic is: it changes when the topic is deleted and recreated, or when `--kafka` names another cluster. */
+export interface TopicIdentity {
+  /** Kafka's cluster id (DescribeCluster / Metadata). */
+  clusterId: string;
+  /** Topic name. */
+  topic: string;
+  /** Kafka's topic id (Metadata v10+, base64url as kafka-topics prints it); null when it could not be read. */
+  topicId: string | null;
+}
+
+/**
+ * Why a store bound to `stored` must not apply from `actual`, or undefined if it may. An unknown topic id on
+ * either side is not a mismatch (the cluster id still is): the caller says so in its status.
+ */
+export function identityProblem(stored: TopicIdentity, actual: TopicIdentity): string | undefined {
+  const show = (i: TopicIdentity) =>
+    `topic '${i.topic}' id ${i.topicId ?? 'unknown'} in cluster ${i.clusterId}`;
+  const why =
+    stored.clusterId !== actual.clusterId
+      ? 'Kafka is another cluster (--kafka points elsewhere, or its data dir was wiped and reformatted)'
+      : stored.topic !== actual.topic
+        ? 'the topic name changed'
+        : stored.topicId !== null && actual.topicId !== null && stored.topicId !== actual.topicId
+          ? 'the topic was deleted and recreated'
+          : undefined;
+  if (why === undefined) return undefined;
+  return (
+    `this store was built from ${show(stored)}, but Kafka now has ${show(actual)}: ${why}. ` +
+    'Its offsets mean nothing in this log, so the replica refuses to apply from it. Way out: start the node ' +
+    'with a new --db (the replica rebuilds from the log), or bootstrap it from a snapshot of this topic'
+  );
+}
+
+/**
+ * Why a record with `key` must not be applied in `partition` of a `partitions`-partition topic, or undefined if
+ * it belongs there. Null keys (heartbeats) belong anywhere.
+ */
+export function misroutedKey(key: Buffer | null, partition: number, partitions: number): string | undefined {
+  if (key === null) return undefined;
+  const text = key.toString('utf8');
+  const home = partitionOf(text, partitions);
+  if (home === partition) return undefined;
+  return `key ${JSON.stringify(text.slice(0, 200))} belongs to partition ${home} of ${partitions}, found in partition ${partition}`;
 }

@@ -8,14 +8,15 @@ import { topicTag } from '../core/session.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { EventLog } from '../lag/events.js';
 import { Heartbeats } from '../lag/heartbeat.js';
+import { LagHistory } from '../lag/history.js';
 import { registerLagMetrics } from '../lag/metrics.js';
 import { lagRoutes } from '../lag/routes.js';
 import { LagTracker } from '../lag/tracker.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
-import { ensureTopic } from '../log/topic.js';
-import { Writer } from '../log/writer.js';
+import { ensureTopic, type TopicSpec, verifyTopic } from '../log/topic.js';
+import { WRITER_CLIENT, Writer } from '../log/writer.js';
 import { Replica } from '../replica/replica.js';
 import { OffsetWatch } from '../store/offset-watch.js';
 import { ReplicaStore } from '../store/replica-store.js';
@@ -42,8 +43,15 @@ export class LagoonNode {
   private readonly groupId: string;
   private readonly events: EventLog;
   private readonly tracker: LagTracker;
+  private readonly history: LagHistory;
   private readonly heartbeats: Heartbeats | undefined;
   private connectLoop: Promise<void> | undefined;
+  /**
+   * Why this node must take no writes because of its topic (unchecked yet, missing, or unsafe — e.g. another
+   * partition count than this node routes keys with), or undefined once the topic was checked and is safe.
+   */
+  private topicProblem: string | undefined = 'the topic has not been checked yet';
+  private topicTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   address = '';
 
@@ -65,6 +73,7 @@ export class LagoonNode {
       topic: config.topic,
       minInsyncReplicas: config.minInsyncReplicas,
       intervalMs: config.offsetRefreshMs,
+      bootstrap: config.kafka.brokers,
       onRefresh: (view) => {
         for (const p of view.partitions)
           if (p) this.freshness.observeEnd(p.partition, p.endOffset, p.observedAt);
@@ -72,16 +81,34 @@ export class LagoonNode {
       },
     });
     if (config.role !== 'replica') {
-      this.writer = new Writer(kafka, {
+      // Its own client: each produce attempt is bounded short (WRITER_CLIENT), then retried to the deadline.
+      const writerKafka = kafkaClient(
+        {
+          brokers: config.kafka.brokers,
+          clientId: `lagoon-${config.id}-writer`,
+          ssl: config.kafka.ssl,
+          ...(config.kafka.sasl ? { sasl: config.kafka.sasl } : {}),
+        },
+        WRITER_CLIENT,
+      );
+      this.writer = new Writer(writerKafka, {
         topic: config.topic,
         lingerMs: config.lingerMs,
-        gate: (p) => this.monitor.writeGate(p),
+        // Topic first: a node whose partition count disagrees with the topic's would put keys in other
+        // partitions than every other node, so it takes no writes at all until its topic check passes.
+        gate: (p) =>
+          this.topicProblem === undefined ? this.monitor.writeGate(p) : `topic_unsafe: ${this.topicProblem}`,
       });
     }
     if (config.role !== 'api') {
       this.replica = new Replica(kafka, this.store, {
         topic: config.topic,
         groupId: this.groupId,
+        rawEndpoint: {
+          brokers: config.kafka.brokers,
+          ssl: config.kafka.ssl,
+          sasl: config.kafka.sasl !== undefined,
+        },
         onApplied: (partition, applied, records, lastTs) => {
           this.watch.notify(partition, applied);
           this.tracker.observeRecord(partition, applied - 1, lastTs);
@@ -117,6 +144,7 @@ export class LagoonNode {
               ),
     });
     registerLagMetrics(this.metrics.registry, () => this.tracker.report());
+    this.history = new LagHistory({ report: () => this.tracker.report(), events: () => this.events.list() });
     if (this.writer && config.heartbeatMs > 0) {
       this.heartbeats = new Heartbeats(this.writer, this.monitor, {
         node: config.id,
@@ -137,14 +165,17 @@ export class LagoonNode {
           state: this.replica?.state ?? 'none',
           group: this.groupId,
           lastError: this.replica?.lastError,
+          problem: this.replica?.problem,
+          misrouted: this.replica?.status().misrouted,
         }),
+        topicProblem: () => this.topicProblem,
         observe: {
           write: (op, result, s) => this.metrics.writes.observe({ op, result }, s),
           read: (consistency, result, s) => this.metrics.reads.observe({ consistency, result }, s),
         },
       },
       (app) => {
-        lagRoutes(app, this.tracker, this.events);
+        lagRoutes(app, this.tracker, this.events, this.history);
         dashboardRoutes(app);
         app.get('/metrics', async (_req, reply) =>
           reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()),
@@ -160,9 +191,10 @@ export class LagoonNode {
     node.writer?.start();
     node.events.start();
     node.tracker.start();
+    node.history.start();
     node.heartbeats?.start();
     node.address = await node.api.listen({ host: config.host, port: config.port });
-    node.connectLoop = node.connectReplica();
+    node.connectLoop = node.connectKafka();
     node.state = 'running';
     return node;
   }
@@ -180,8 +212,10 @@ export class LagoonNode {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'stopping';
+      clearTimeout(this.topicTimer);
       await this.api.close().catch(() => {});
       this.heartbeats?.close();
+      this.history.close();
       await this.tracker.close();
       this.events.close();
       await this.writer?.close();
@@ -194,41 +228,101 @@ export class LagoonNode {
     return this.closing;
   }
 
-  private async connectReplica(): Promise<void> {
-    if (!this.replica) return;
-    const admin = kafkaClient({
+  private topicSpec(): TopicSpec {
+    return {
+      topic: this.config.topic,
+      partitions: this.config.partitions,
+      replicationFactor: this.config.replicationFactor,
+      minInsyncReplicas: this.config.minInsyncReplicas,
+    };
+  }
+
+  /** One structured line per topic state change. */
+  private setTopicProblem(problem: string | undefined): void {
+    if (problem === this.topicProblem) return;
+    this.topicProblem = problem;
+    process.stderr.write(
+      `${JSON.stringify({ time: Date.now(), node: this.config.id, component: 'topic', event: problem === undefined ? 'topic_ok' : 'topic_unsafe', topic: this.config.topic, reason: problem ?? null })}\n`,
+    );
+  }
+
+  /**
+   * Every role checks the topic (creating it if missing), then starts the replica if it has one. Until the
+   * check passes the node takes no writes; an unsafe topic keeps it so, and is re-checked periodically.
+   */
+  private async connectKafka(): Promise<void> {
+    const client = kafkaClient({
       brokers: this.config.kafka.brokers,
       clientId: `lagoon-${this.config.id}-admin`,
+      ssl: this.config.kafka.ssl,
+      ...(this.config.kafka.sasl ? { sasl: this.config.kafka.sasl } : {}),
     });
     let delay = 250;
     while (this.state !== 'stopping' && this.state !== 'stopped') {
       try {
-        const a = admin.admin();
+        const a = client.admin();
         await a.connect();
         try {
-          await ensureTopic(a, {
-            topic: this.config.topic,
-            partitions: this.config.partitions,
-            replicationFactor: this.config.replicationFactor,
-            minInsyncReplicas: this.config.minInsyncReplicas,
-          });
+          await ensureTopic(a, this.topicSpec());
         } finally {
           await a.disconnect().catch(() => {});
         }
-        await this.replica.start();
+        this.setTopicProblem(undefined);
+        this.scheduleTopicCheck(client);
+        await this.replica?.start();
         return;
       } catch (e) {
         if ((e as { code?: string }).code === 'unsafe_topic') {
-          // Refuse to consume an unsafe topic; the API keeps serving what SQLite holds and says why.
-          this.replica.state = 'failed';
-          this.replica.lastError = (e as Error).message;
-          process.stderr.write(`lagoon node ${this.config.id}: ${(e as Error).message}\n`);
+          // Refuse to write to or consume an unsafe topic; the API keeps serving eventual reads from SQLite and
+          // says why in /readyz and /v1/status. The periodic check starts the replica once it is fixed.
+          this.setTopicProblem((e as Error).message);
+          this.scheduleTopicCheck(client);
           return;
         }
-        this.replica.lastError = (e as Error).message;
+        if (this.replica) this.replica.lastError = (e as Error).message;
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 5000);
       }
     }
+  }
+
+  /**
+   * Re-checks the topic every few seconds without creating it: a topic deleted, recreated with another partition
+   * count or made unsafe under a running node stops its writes; once safe again, writes resume (and a replica
+   * that never started, starts). Unreachable Kafka is the monitor's business, not a topic problem.
+   */
+  private scheduleTopicCheck(client: ReturnType<typeof kafkaClient>, everyMs = 5000): void {
+    clearTimeout(this.topicTimer);
+    this.topicTimer = setTimeout(async () => {
+      if (this.state === 'stopping' || this.state === 'stopped') return;
+      const a = client.admin();
+      try {
+        await a.connect();
+        const problems = await verifyTopic(a, this.topicSpec());
+        if (problems === 'missing')
+          this.setTopicProblem(`topic '${this.config.topic}' does not exist (deleted?)`);
+        else if (problems.length > 0)
+          this.setTopicProblem(`Topic '${this.config.topic}' has unsafe settings: ${problems.join('; ')}`);
+        else {
+          this.setTopicProblem(undefined);
+          const replica = this.replica;
+          if (replica?.state === 'idle') {
+            // A replica that never started (its topic was unsafe at first) starts now; a failed attempt is
+            // retried next round.
+            await replica.start().catch((e) => {
+              if (replica.state === 'starting') replica.state = 'idle';
+              throw e;
+            });
+          }
+        }
+      } catch {
+        // Kafka unreachable or mid-change: keep the last verdict, try again next round.
+      } finally {
+        await a.disconnect().catch(() => {});
+      }
+      const state = this.state as NodeState; // changes while awaiting
+      if (state !== 'stopping' && state !== 'stopped') this.scheduleTopicCheck(client, everyMs);
+    }, everyMs);
+    this.topicTimer.unref();
   }
 }

@@ -1,4 +1,6 @@
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { identityProblem, misroutedKey } from '../core/topic-safety.js';
+import { fetchTopicIdentity, type RawEndpoint } from '../log/topic.js';
 import type { LogRecord, ReplicaStore } from '../store/replica-store.js';
 
 export type ReplicaState = 'idle' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
@@ -9,6 +11,30 @@ export interface ReplicaOptions {
   groupId: string;
   /** Called after each committed batch with the partition's new applied offset. */
   onApplied?: (partition: number, appliedOffset: number, records: number, lastTimestamp: number) => void;
+  /** How to read the topic id with a raw request; without it only the cluster id identifies the log. */
+  rawEndpoint?: RawEndpoint;
+  /** How often a running replica re-checks that the log is still the one its store was built from. */
+  identityCheckMs?: number;
+  /** One structured line per state change; stderr JSON by default. */
+  log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** Why a replica stopped for good: a stable code and a sentence that says the way out. */
+export interface ReplicaProblem {
+  /** `topic_identity_mismatch` (another topic or cluster) or `replica_diverged` (the log is behind the store). */
+  code: 'topic_identity_mismatch' | 'replica_diverged';
+  message: string;
+}
+
+/** A snapshot for /v1/status and /readyz. */
+export interface ReplicaStatus {
+  state: ReplicaState;
+  lastError: string | undefined;
+  lastBatchAt: number;
+  /** Set once the replica refused the log; it then applies nothing until restarted with a fit store. */
+  problem: ReplicaProblem | undefined;
+  /** Records whose key does not belong to the partition they were found in; neutralised, never applied. */
+  misrouted: { count: number; last: string | undefined };
 }
 
 /**
@@ -22,14 +48,25 @@ export class Replica {
   private readonly opts: ReplicaOptions;
   private consumer: Consumer | undefined;
   private closing: Promise<void> | undefined;
+  private admin: Admin | undefined;
+  private identityTimer: NodeJS.Timeout | undefined;
+  private readonly log: (event: string, fields: Record<string, unknown>) => void;
   state: ReplicaState = 'idle';
   lastError: string | undefined;
   lastBatchAt = 0;
+  problem: ReplicaProblem | undefined;
+  private readonly misrouted = { count: 0, last: undefined as string | undefined };
 
   constructor(kafka: Kafka, store: ReplicaStore, opts: ReplicaOptions) {
     this.kafka = kafka;
     this.store = store;
     this.opts = opts;
+    this.log =
+      opts.log ??
+      ((event, fields) =>
+        process.stderr.write(
+          `${JSON.stringify({ time: Date.now(), component: 'replica', group: opts.groupId, event, ...fields })}\n`,
+        ));
   }
 
   private restartTimer: NodeJS.Timeout | undefined;
@@ -37,8 +74,102 @@ export class Replica {
 
   /** Joins the group and starts applying. Resolves once consuming started (Kafka must be reachable). */
   async start(): Promise<void> {
+    if (this.state === 'failed') return;
     this.state = 'starting';
     await this.runConsumer();
+  }
+
+  /**
+   * Stops for good: the log is not the one this store was built from, so neither applying nor serving its
+   * data as current is sound. Kept until restart; the status and /readyz say why and what to do.
+   */
+  private fail(problem: ReplicaProblem): void {
+    if (this.state === 'failed' || this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'failed';
+    this.problem = problem;
+    this.lastError = problem.message;
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.identityTimer);
+    this.log('replica_failed', { code: problem.code, reason: problem.message });
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    // Not awaited: fail() may run inside eachBatch, and disconnect waits for the running batch to end.
+    setImmediate(() => void consumer?.disconnect().catch(() => {}));
+  }
+
+  private async connectedAdmin(): Promise<Admin> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    return this.admin;
+  }
+
+  /**
+   * Is the log still the one this store applied? Binds the store to the topic on first contact; afterwards
+   * refuses another topic id or cluster, and a log that ends below the store's applied offsets (a recreated
+   * or wiped log: kafkajs would reset the out-of-range fetch to 0 and every record would be skipped as a
+   * redelivery). Returns false once it failed the replica; throws when Kafka could not answer (inconclusive).
+   */
+  private async verifyLog(): Promise<boolean> {
+    const admin = await this.connectedAdmin();
+    const actual = await fetchTopicIdentity(
+      admin,
+      this.opts.topic,
+      this.opts.rawEndpoint ?? {
+        brokers: [],
+        ssl: false,
+        sasl: true,
+      },
+    );
+    const stored = this.store.topicIdentity();
+    if (stored) {
+      const why = identityProblem(stored, actual);
+      if (why !== undefined) {
+        this.fail({ code: 'topic_identity_mismatch', message: why });
+        return false;
+      }
+    }
+    const applied = this.store.appliedOffsets();
+    for (const o of await admin.fetchTopicOffsets(this.opts.topic)) {
+      const mine = applied.get(o.partition) ?? 0;
+      // The high watermark never goes back in one log (acks=all, unclean election off), so a log that ends
+      // below what this store applied is another log, whatever its name and ids say.
+      if (Number(o.high) < mine) {
+        this.fail({
+          code: 'replica_diverged',
+          message:
+            `partition ${o.partition} of topic '${this.opts.topic}' ends at offset ${o.high}, but this store has ` +
+            `applied up to ${mine}: the log is not the one this store was built from (topic recreated, Kafka data ` +
+            'wiped, or another cluster). Way out: start the node with a new --db (the replica rebuilds from ' +
+            'the log), or bootstrap it from a snapshot of this topic',
+        });
+        return false;
+      }
+    }
+    if (!stored || (stored.topicId === null && actual.topicId !== null)) {
+      this.store.bindTopicIdentity(actual);
+      this.log('topic_bound', { ...actual, storeHadData: [...applied.values()].some((o) => o > 0) });
+    }
+    return true;
+  }
+
+  /** Re-checks the log's identity while running, so a topic recreated under a live replica is caught. */
+  private scheduleIdentityCheck(): void {
+    clearTimeout(this.identityTimer);
+    const every = this.opts.identityCheckMs ?? 5000;
+    if (every <= 0) return;
+    this.identityTimer = setTimeout(async () => {
+      if (this.state !== 'running' && this.state !== 'restarting') return;
+      try {
+        await this.verifyLog();
+      } catch {
+        // inconclusive (topic missing for a moment, brokers down): try again next round
+      }
+      if (this.state === 'running' || this.state === 'restarting') this.scheduleIdentityCheck();
+    }, every);
+    this.identityTimer.unref();
   }
 
   /**
@@ -47,7 +178,8 @@ export class Replica {
    * instead: a consumer that crashed without a restart is replaced, with backoff, resuming from SQLite.
    */
   private scheduleRestart(error: string): void {
-    if (this.state === 'stopping' || this.state === 'stopped' || this.restartTimer) return;
+    if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'failed' || this.restartTimer)
+      return;
     this.state = 'restarting';
     this.lastError = error;
     const delay = Math.min(10_000, 500 * 2 ** Math.min(this.restarts++, 5));
@@ -66,6 +198,7 @@ export class Replica {
   }
 
   private async runConsumer(): Promise<void> {
+    if (!(await this.verifyLog())) return;
     await this.alignCommittedOffsets();
     const consumer = this.kafka.consumer({
       groupId: this.opts.groupId,
@@ -97,13 +230,32 @@ export class Replica {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        const records: LogRecord[] = batch.messages.map((m) => ({
-          offset: Number(m.offset),
-          timestamp: Number(m.timestamp),
-          key: m.key,
-          value: m.value,
-        }));
+        if (!isRunning() || isStale() || batch.messages.length === 0 || this.state === 'failed') return;
+        const applied = this.store.appliedOffsets().get(batch.partition) ?? 0;
+        // A batch from below the applied offset is a redelivery (stale committed offsets on a rejoin) or an
+        // out-of-range reset that kafkajs followed silently into another log; a high watermark below it can
+        // only be another log. Ask Kafka before going on: never follow a reset silently.
+        if (Number(batch.firstOffset()) < applied || Number(batch.highWatermark) < applied) {
+          if (!(await this.verifyLog())) return;
+        }
+        const records: LogRecord[] = batch.messages.map((m) => {
+          const offset = Number(m.offset);
+          const misrouted = misroutedKey(m.key, batch.partition, this.store.partitions);
+          if (misrouted !== undefined && offset >= applied) {
+            this.misrouted.count++;
+            this.misrouted.last = `partition ${batch.partition} offset ${offset}: ${misrouted}`;
+            this.log('record_misrouted', { partition: batch.partition, offset, reason: misrouted });
+          }
+          // A record in the wrong partition was written by a node that routes keys differently: applying it
+          // would break per-key order. A null value makes it a deterministic rejection (invalid_record) on
+          // every replica, recorded in the writes table, never applied.
+          return {
+            offset,
+            timestamp: Number(m.timestamp),
+            key: m.key,
+            value: misrouted === undefined ? m.value : null,
+          };
+        });
         this.store.applyBatch(batch.partition, records);
         const last = records[records.length - 1]!;
         this.lastBatchAt = Date.now();
@@ -113,20 +265,33 @@ export class Replica {
         await heartbeat();
       },
     });
+    if (this.state === 'failed') return;
     this.state = 'running';
+    this.scheduleIdentityCheck();
   }
 
-  status(): { state: ReplicaState; lastError: string | undefined; lastBatchAt: number } {
-    return { state: this.state, lastError: this.lastError, lastBatchAt: this.lastBatchAt };
+  /** State, last error, why it stopped for good (if so), and misrouted records seen. */
+  status(): ReplicaStatus {
+    return {
+      state: this.state,
+      lastError: this.lastError,
+      lastBatchAt: this.lastBatchAt,
+      problem: this.problem,
+      misrouted: { ...this.misrouted },
+    };
   }
 
   /** Idempotent, ordered: stop fetching, let the current batch commit, leave the group. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const failed = this.state === 'failed';
       this.state = 'stopping';
       clearTimeout(this.restartTimer);
+      clearTimeout(this.identityTimer);
       await this.consumer?.disconnect().catch(() => {});
-      this.state = 'stopped';
+      await this.admin?.disconnect().catch(() => {});
+      // A failed replica stays failed in its status until the process ends: the reason must stay visible.
+      this.state = failed ? 'failed' : 'stopped';
     })();
     return this.closing;
   }
