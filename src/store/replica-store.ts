@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { type Decision, decide, type Entry } from '../core/decide.js';
 import { bigIntToDigest, digestToBigInt, EMPTY_DIGEST, entryHash } from '../core/digest.js';
 import { decodeRecord } from '../core/record.js';
+import type { TopicIdentity } from '../core/topic-safety.js';
 import { formatVersion } from '../core/version.js';
 import { LagoonError } from '../errors.js';
 
@@ -232,6 +233,31 @@ export class ReplicaStore {
       throw e;
     }
     return new ReplicaStore(db, opts.partitions);
+  }
+
+  /** The topic this store was built from (bound on first contact), or undefined before that. */
+  topicIdentity(): TopicIdentity | undefined {
+    this.assertOpen();
+    const raw = this.db
+      .prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?')
+      .get('topic_identity')?.value;
+    return raw === undefined ? undefined : (JSON.parse(raw) as TopicIdentity);
+  }
+
+  /**
+   * Binds the store to a topic (or fills in a topic id learned later). Offsets in this store mean something
+   * only in that one log; the replica refuses to apply from any other (core/topic-safety `identityProblem`).
+   */
+  bindTopicIdentity(id: TopicIdentity): void {
+    this.assertOpen();
+    this.db
+      .prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
+      .run(
+        'topic_identity',
+        JSON.stringify({ clusterId: id.clusterId, topic: id.topic, topicId: id.topicId }),
+      );
   }
 
   /** Closes the database. Idempotent. */
