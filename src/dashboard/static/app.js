@@ -1,12 +1,18 @@
-// Lagoon live consumer-lag dashboard (SPEC §5). Plain browser JS, no build step: polls GET /v1/lag
-// (same origin) every second, keeps ~5 minutes of history client-side and renders it with uPlot
-// (loaded before this script as the global `uPlot`). When /v1/lag fails it keeps the last data,
-// shows a "stale since …" banner and keeps polling.
+// Lagoon live consumer-lag dashboard (SPEC §5). Plain browser JS, no build step. On load it fetches
+// the node's last 15 minutes (GET /v1/lag/history: 1 s samples kept by the node), so a page opened
+// after a fault still shows it, then polls GET /v1/lag (same origin) every 0.5 s, keeping 15 minutes
+// client-side, and renders it with uPlot (loaded before this script as the global `uPlot`). Fault
+// windows (a fault event to its heal event) are shaded on the charts. When /v1/lag fails it keeps
+// the last data, shows a "stale since …" banner and keeps polling; an older node without the
+// history endpoint just starts with empty charts.
 /* global uPlot */
 (() => {
   const POLL_MS = 500;
   const FETCH_TIMEOUT_MS = 2500;
-  const HISTORY_S = 300;
+  const HISTORY_S = 900;
+  const HISTORY_TIMEOUT_MS = 5000;
+  /** A hole wider than this between history samples (tracker stalled) is drawn as a gap. */
+  const HISTORY_GAP_S = 3;
   const MIN_WINDOW_S = 60;
   const TREND_WINDOW_S = 15;
   const RATE_WINDOW_S = 5;
@@ -21,7 +27,25 @@
     node_kill: '#cf2b2b',
     broker_start: '#2e9e5b',
     broker_resume: '#2e9e5b',
+    node_pause: '#e0661b',
+    node_stop: '#cf2b2b',
+    node_resume: '#2e9e5b',
+    node_start: '#2e9e5b',
   };
+  // Same rule as faultWindows() in src/lag/history.ts: kinds are `<subject>_<verb>`; a fault verb opens
+  // a window for its subject and target, the next heal verb of the same subject and target closes it.
+  const FAULT_VERBS = new Set([
+    'kill',
+    'stop',
+    'pause',
+    'crash',
+    'fail',
+    'down',
+    'partition',
+    'blackhole',
+    'slow',
+  ]);
+  const HEAL_VERBS = new Set(['start', 'resume', 'restart', 'heal', 'up', 'recover']);
 
   const $ = (id) => document.getElementById(id);
 
@@ -41,6 +65,10 @@
     /** Every broker id ever seen: a broker that drops out of the metadata is shown as down. */
     brokerIds: new Set(),
     events: new Map(),
+    /** Closed fault windows { from, to (ms), kind, healKind, target }, from the events. */
+    windows: [],
+    /** What GET /v1/lag/history gave: { state: loading|ok|missing|error, samples, from, to }. */
+    history: { state: 'loading', samples: 0, from: 0, to: 0, peaks: {} },
     charts: [],
     chartsKey: '',
   };
@@ -134,10 +162,24 @@
   }
 
   function addSample(report) {
-    const t = report.generatedAt / 1000;
+    const curs = {};
+    for (const r of report.replicas) curs[r.node] = replicaSample(r);
+    finishSample(
+      report.generatedAt / 1000,
+      report.rates?.writesPerSec ?? null,
+      report.rates?.appliedPerSec,
+      curs,
+    );
+  }
+
+  /**
+   * Derives rates and trend for one sample's replicas ({ lag, lagSec, applied, end, active, source })
+   * against the samples before it, and appends it. Live reports and history samples both go through here.
+   */
+  function finishSample(t, writes, selfApplyRate, curs) {
     const replicas = {};
-    for (const r of report.replicas) {
-      const cur = replicaSample(r);
+    for (const [node, cur] of Object.entries(curs)) {
+      const r = { node, source: cur.source };
       const base = baseline(r.node, t, RATE_WINDOW_S);
       const dt = base ? t - base.t : 0;
       if (base && dt > 0.5) {
@@ -149,14 +191,12 @@
         cur.writeRate = null;
       }
       // This node measures its own apply rate itself; prefer it.
-      if (r.source === 'self' && Number.isFinite(report.rates?.appliedPerSec)) {
-        cur.applyRate = report.rates.appliedPerSec;
-      }
+      if (r.source === 'self' && Number.isFinite(selfApplyRate)) cur.applyRate = selfApplyRate;
       // Caught up means not falling behind, whatever the window's history says.
       cur.trend = cur.lag === 0 ? 0 : trendOf(r.node, t, cur.lag);
       replicas[r.node] = cur;
     }
-    pushSample({ t, ok: true, writes: report.rates?.writesPerSec ?? null, replicas });
+    pushSample({ t, ok: true, writes, replicas });
   }
 
   function pushSample(s) {
@@ -420,7 +460,29 @@
     if (!changed) return false;
     sortedEvents = [...state.events.values()].sort((a, b) => a.at - b.at);
     while (sortedEvents.length > MAX_EVENTS) state.events.delete(eventKey(sortedEvents.shift()));
+    state.windows = faultWindows(sortedEvents);
     return true;
+  }
+
+  /** Closed fault windows from events sorted oldest first; an unhealed fault stays a marker only. */
+  function faultWindows(events) {
+    const open = new Map();
+    const out = [];
+    for (const e of events) {
+      const i = e.kind.lastIndexOf('_');
+      if (i <= 0) continue;
+      const subject = e.kind.slice(0, i);
+      const verb = e.kind.slice(i + 1);
+      const key = `${subject}|${e.target ?? ''}`;
+      if (FAULT_VERBS.has(verb)) {
+        if (!open.has(key)) open.set(key, e);
+      } else if (HEAL_VERBS.has(verb) && open.has(key)) {
+        const f = open.get(key);
+        open.delete(key);
+        out.push({ from: f.at, to: e.at, kind: f.kind, healKind: e.kind, target: f.target ?? '' });
+      }
+    }
+    return out;
   }
 
   function renderEvents() {
@@ -491,6 +553,44 @@
             }
             ctx.restore();
             container.dataset.markers = String(drawn);
+          },
+        ],
+      },
+    };
+  }
+
+  /** uPlot plugin: shades each closed fault window under the series (drawClear runs before them). */
+  function faultShading(container) {
+    return {
+      hooks: {
+        drawClear: [
+          (u) => {
+            const { min, max } = u.scales.x;
+            const { left, top, width, height } = u.bbox;
+            const px = uPlot.pxRatio || 1;
+            const ctx = u.ctx;
+            let drawn = 0;
+            ctx.save();
+            ctx.beginPath();
+            ctx.rect(left, top, width, height);
+            ctx.clip();
+            // No label here: the fault and heal markers (eventMarkers) already name both ends.
+            for (const w of state.windows) {
+              const from = w.from / 1000;
+              const to = w.to / 1000;
+              if (min === undefined || max === undefined || to < min || from > max) continue;
+              const x0 = u.valToPos(Math.max(from, min), 'x', true);
+              const x1 = u.valToPos(Math.min(to, max), 'x', true);
+              const color = EVENT_COLORS[w.kind] || '#475569';
+              ctx.globalAlpha = 0.12;
+              ctx.fillStyle = color;
+              // At least 2 px, so a sub-second fault is still visible at a 15-minute scale.
+              ctx.fillRect(x0, top, Math.max(2 * px, x1 - x0), height);
+              ctx.globalAlpha = 1;
+              drawn++;
+            }
+            ctx.restore();
+            container.dataset.windows = String(drawn);
           },
         ],
       },
@@ -584,7 +684,7 @@
           {},
           ...spec.series.map(({ pick: _pick, ...s }) => ({ spanGaps: false, points: { show: false }, ...s })),
         ],
-        plugins: [eventMarkers(container)],
+        plugins: [faultShading(container), eventMarkers(container)],
       };
       const u = new uPlot(opts, chartData(spec), container);
       return { spec, u, container };
@@ -600,6 +700,14 @@
   function renderCharts() {
     if (state.chartsKey !== state.nodes.join(',') || !state.charts.length) buildCharts();
     else for (const c of state.charts) c.u.setData(chartData(c.spec), true);
+    // What each chart holds, for tests and curious users: sample count and first/last sample times (ms).
+    const first = state.samples[0];
+    const last = state.samples[state.samples.length - 1];
+    for (const c of state.charts) {
+      c.container.dataset.samples = String(state.samples.length);
+      c.container.dataset.firstT = first ? String(Math.round(first.t * 1000)) : '';
+      c.container.dataset.lastT = last ? String(Math.round(last.t * 1000)) : '';
+    }
   }
 
   function redrawMarkers() {
@@ -647,6 +755,117 @@
       setText(upd, `${fmtClock(state.lastOkAt)}${state.failingSince ? ' (stale)' : ''}`);
       upd.dataset.at = String(state.lastOkAt);
     }
+  }
+
+  // ---------- history from the node ----------
+
+  /**
+   * GET /v1/lag/history: the node's own 1 s samples of the last 15 minutes, as columns. Loaded once,
+   * before the first poll, so the charts start with what happened before the page was opened.
+   * A node without the endpoint (older version) answers 404: the page then starts empty, as before.
+   */
+  async function loadHistory() {
+    const h = state.history;
+    try {
+      const res = await fetch('/v1/lag/history', {
+        cache: 'no-store',
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(HISTORY_TIMEOUT_MS),
+      });
+      if (res.status === 404) {
+        h.state = 'missing';
+        return;
+      }
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = await res.json();
+      if (!body || !Array.isArray(body.t) || !body.replicas || typeof body.replicas !== 'object')
+        throw new Error('malformed history');
+      applyHistory(body);
+      h.state = 'ok';
+    } catch (err) {
+      // Half-applied history is worse than none: start clean and let the live polls fill in.
+      state.samples = [];
+      h.state = 'error';
+      h.error = err?.name === 'TimeoutError' ? 'timed out' : String(err?.message || err);
+      console.warn('dashboard: no history', err);
+    } finally {
+      renderHistory();
+    }
+  }
+
+  function applyHistory(h) {
+    const self = typeof h.node === 'string' ? h.node : '';
+    if (self) state.selfNode = self;
+    const names = Object.keys(h.replicas);
+    for (const n of names) if (!state.nodes.includes(n)) state.nodes.push(n);
+    state.nodes.sort((a, b) => (a === state.selfNode ? -1 : b === state.selfNode ? 1 : a.localeCompare(b)));
+    for (const id of h.brokers || []) state.brokerIds.add(id);
+    const peaks = {};
+    let prev = null;
+    for (let k = 0; k < h.t.length; k++) {
+      const t = h.t[k] / 1000;
+      // The node's tracker stalled (or its clock stepped): draw a gap, not a straight line across.
+      if (prev !== null && t - prev > HISTORY_GAP_S)
+        pushSample({ t: prev + 1, ok: false, writes: null, replicas: {} });
+      const curs = {};
+      for (const n of names) {
+        const c = h.replicas[n];
+        const lag = c.lagRecords?.[k];
+        if (lag === null || lag === undefined) continue;
+        const applied = c.applied?.[k] ?? 0;
+        const lagSec = c.lagSeconds?.[k] ?? 0;
+        curs[n] = {
+          lag,
+          lagSec,
+          applied,
+          end: applied + lag,
+          active: c.active?.[k] ?? null,
+          source: n === self ? 'self' : 'kafka',
+        };
+        peaks[n] ??= { lag: 0, at: 0, seconds: 0 };
+        const p = peaks[n];
+        if (lag > p.lag) {
+          p.lag = lag;
+          p.at = h.t[k];
+        }
+        p.seconds = Math.max(p.seconds, lagSec);
+      }
+      finishSample(t, h.writeRate?.[k] ?? null, h.applyRate?.[k], curs);
+      prev = t;
+    }
+    const hist = state.history;
+    hist.samples = h.t.length;
+    hist.from = h.t[0] ?? 0;
+    hist.to = h.t[h.t.length - 1] ?? 0;
+    hist.peaks = peaks;
+    mergeEvents(h.events);
+    hist.windows = state.windows.filter((w) => w.to >= hist.from);
+    renderEvents();
+    if (state.samples.length) renderCharts();
+  }
+
+  function renderHistory() {
+    const h = state.history;
+    const e = $('history');
+    if (!e) return;
+    e.dataset.state = h.state;
+    e.dataset.samples = String(h.samples);
+    e.dataset.from = h.from ? String(h.from) : '';
+    e.dataset.to = h.to ? String(h.to) : '';
+    e.dataset.peaks = JSON.stringify(h.peaks);
+    e.dataset.windows = JSON.stringify(h.windows || []);
+    if (h.state === 'ok')
+      e.title = `${h.samples} samples kept by the node, ${h.from ? fmtClock(h.from) : '–'} to ${h.to ? fmtClock(h.to) : '–'}`;
+    setText(
+      e,
+      h.state === 'ok'
+        ? h.samples
+          ? `from ${fmtClock(h.from)}`
+          : 'none yet'
+        : h.state === 'missing'
+          ? 'not kept by this node'
+          : `unavailable (${h.error})`,
+    );
   }
 
   // ---------- polling ----------
@@ -705,5 +924,6 @@
   }
 
   window.lagoonDashboard = { state, redrawMarkers };
-  poll();
+  // History first (bounded by its timeout), then live: live samples continue where history ends.
+  loadHistory().finally(poll);
 })();
