@@ -11,6 +11,7 @@ export class EventLog {
   private readonly file: string | undefined;
   private events: LagoonEvent[] = [];
   private readOffset = 0;
+  private skipPartialLine = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(opts: { file?: string | undefined; max?: number } = {}) {
@@ -20,6 +21,13 @@ export class EventLog {
 
   start(pollMs = 500): void {
     if (!this.file) return;
+    // Only the file's tail matters (the ring keeps `max` events): never read a long history whole.
+    try {
+      this.readOffset = Math.max(0, fs.statSync(this.file).size - TAIL_BYTES);
+      this.skipPartialLine = this.readOffset > 0;
+    } catch {
+      // no file yet
+    }
     this.poll();
     this.timer = setInterval(() => this.poll(), pollMs);
     this.timer.unref();
@@ -54,7 +62,7 @@ export class EventLog {
     let fd: number | undefined;
     try {
       const size = fs.statSync(this.file).size;
-      if (size < this.readOffset) this.readOffset = 0; // truncated
+      if (size < this.readOffset) this.readOffset = 0; // truncated or rotated
       if (size === this.readOffset) return;
       fd = fs.openSync(this.file, 'r');
       const buf = Buffer.alloc(size - this.readOffset);
@@ -63,7 +71,12 @@ export class EventLog {
       const lastNl = text.lastIndexOf('\n');
       if (lastNl < 0) return;
       this.readOffset += Buffer.byteLength(text.slice(0, lastNl + 1));
-      for (const line of text.slice(0, lastNl).split('\n')) {
+      const lines = text.slice(0, lastNl).split('\n');
+      if (this.skipPartialLine) {
+        lines.shift(); // started mid-file: the first line is a fragment
+        this.skipPartialLine = false;
+      }
+      for (const line of lines) {
         if (!line.trim()) continue;
         try {
           const e = parseEvent(JSON.parse(line), Date.now());
@@ -80,7 +93,21 @@ export class EventLog {
   }
 }
 
-/** Appends one event as a JSON line (O_APPEND: concurrent writers do not interleave within a line). */
+/** How much of the events file's end a node reads at start. */
+const TAIL_BYTES = 256 * 1024;
+/** The events file is rotated (one old generation kept, `.1`) when it grows past this. */
+export const MAX_EVENTS_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Appends one event as a JSON line (O_APPEND: concurrent writers do not interleave within a line).
+ * Bounded: past MAX_EVENTS_FILE_BYTES the file is renamed to `<file>.1` and a new one begins; readers
+ * see the size drop and start over from the new file's beginning.
+ */
 export function appendEvent(file: string, event: LagoonEvent): void {
+  try {
+    if (fs.statSync(file).size > MAX_EVENTS_FILE_BYTES) fs.renameSync(file, `${file}.1`);
+  } catch {
+    // no file yet, or another writer rotated it first
+  }
   fs.appendFileSync(file, `${JSON.stringify(event)}\n`);
 }

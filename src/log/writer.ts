@@ -235,11 +235,6 @@ export class Writer {
 
   private async send(lane: Lane, batch: Pending[]): Promise<void> {
     const started = Date.now();
-    const closed = this.opts.gate?.(lane.partition);
-    if (closed !== undefined) {
-      for (const p of batch) this.settle(p, unavailable(closed));
-      return;
-    }
     const messages: Message[] = batch.map((p) => ({
       key: p.key,
       value: p.value,
@@ -251,17 +246,21 @@ export class Writer {
     const giveUpAt = Math.min(...batch.map((p) => p.deadline));
     let attempts = 0;
     for (;;) {
+      if (attempts === 0) {
+        // Nothing of this batch has left the process yet: if Kafka cannot take it now, say so at once.
+        const closedNow = this.opts.gate?.(lane.partition);
+        if (closedNow !== undefined) {
+          for (const p of batch) this.settle(p, unavailable(closedNow));
+          this.opts.onBatch?.(batch.length, Date.now() - started, false);
+          return;
+        }
+      }
       let producer: Producer;
       try {
         producer = await this.producer(lane);
       } catch (e) {
+        // Connecting can fail on one dead broker while others are up: try again until the deadline.
         this.lastError = describeKafkaError(e);
-        if (attempts === 0) {
-          // Nothing of this batch ever left the process: definitely not written.
-          for (const p of batch) this.settle(p, unavailable(this.lastError));
-          this.opts.onBatch?.(batch.length, Date.now() - started, false);
-          return;
-        }
         if (await this.giveUp(lane, batch, giveUpAt, started)) return;
         continue;
       }
