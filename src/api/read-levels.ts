@@ -46,6 +46,16 @@ export async function admitRead(
   token: Map<number, number>,
 ): Promise<void> {
   const timeoutMs = params.timeoutMs ?? deps.config.readTimeoutMs;
+  // A replica that refused its log (another topic or cluster, or a log that ends below its offsets) still
+  // holds old data: never served as current. Eventual reads may see it; they promise nothing more.
+  const problem = deps.replicaStatus().problem;
+  if (problem !== undefined && params.consistency !== 'eventual') {
+    throw new LagoonError('replica_diverged', problem.message, {
+      status: 503,
+      retryable: false,
+      details: { reason: problem.code },
+    });
+  }
   switch (params.consistency) {
     case 'eventual':
       return;

@@ -48,12 +48,19 @@ export interface WriterOptions {
   onBatch?: (records: number, ms: number, ok: boolean) => void;
   /**
    * Returns why `partition` cannot take acks=all writes now (no broker reachable, ISR below
-   * min.insync.replicas), or undefined. Gated records are never sent: they fail definitely.
+   * min.insync.replicas, the topic unchecked or unsafe), or undefined. Gated records are never sent:
+   * they fail definitely, with the refusal's code.
    */
-  gate?: (partition: number) => string | undefined;
+  gate?: (partition: number) => GateRefusal | undefined;
 }
 
 export type WriterState = 'idle' | 'running' | 'closing' | 'closed';
+
+/** Why a partition takes no writes now: a stable problem code and a sentence. */
+export interface GateRefusal {
+  code: 'kafka_unavailable' | 'topic_unsafe';
+  reason: string;
+}
 
 /** Client-side bound on one produce attempt; the broker-side acks timeout is kept below it. */
 const ATTEMPT_MS = 3000;
@@ -250,7 +257,7 @@ export class Writer {
         // Nothing of this batch has left the process yet: if Kafka cannot take it now, say so at once.
         const closedNow = this.opts.gate?.(lane.partition);
         if (closedNow !== undefined) {
-          for (const p of batch) this.settle(p, unavailable(closedNow));
+          for (const p of batch) this.settle(p, refused(closedNow));
           this.opts.onBatch?.(batch.length, Date.now() - started, false);
           return;
         }
@@ -347,6 +354,15 @@ export class Writer {
     lane.producer = undefined;
     await old?.disconnect().catch(() => {});
   }
+}
+
+function refused(r: GateRefusal): LagoonError {
+  if (r.code === 'kafka_unavailable') return unavailable(r.reason);
+  return new LagoonError('topic_unsafe', `This node takes no writes: ${r.reason}`, {
+    status: 503,
+    retryable: true,
+    definite: true,
+  });
 }
 
 function unavailable(reason: string | undefined): LagoonError {

@@ -96,8 +96,11 @@ export class LagoonNode {
         lingerMs: config.lingerMs,
         // Topic first: a node whose partition count disagrees with the topic's would put keys in other
         // partitions than every other node, so it takes no writes at all until its topic check passes.
-        gate: (p) =>
-          this.topicProblem === undefined ? this.monitor.writeGate(p) : `topic_unsafe: ${this.topicProblem}`,
+        gate: (p) => {
+          if (this.topicProblem !== undefined) return { code: 'topic_unsafe', reason: this.topicProblem };
+          const closed = this.monitor.writeGate(p);
+          return closed === undefined ? undefined : { code: 'kafka_unavailable', reason: closed };
+        },
       });
     }
     if (config.role !== 'api') {
