@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import kafkajs, { type Admin } from 'kafkajs';
 import { checkTopic, type TopicIdentity } from '../core/topic-safety.js';
+import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
 
 /** The settings the Lagoon topic must have; see SPEC §1. */
@@ -10,6 +11,17 @@ export interface TopicSpec {
   partitions: number;
   replicationFactor: number;
   minInsyncReplicas: number;
+  /** Largest JSON value the API accepts (sizes the topic's max.message.bytes); default DEFAULTS.maxValueBytes. */
+  maxValueBytes?: number;
+}
+
+/**
+ * The topic's max.message.bytes: room for the largest record the API accepts (value + envelope) and for
+ * the writer's batches (≤ 900 KiB of records each, or one larger record alone), with a margin for
+ * Kafka's batch and record headers. Kafka's default (~1 MiB) would refuse a 1 MiB value.
+ */
+export function topicMaxMessageBytes(maxValueBytes: number): number {
+  return Math.max(1024 * 1024, maxValueBytes) + 64 * 1024;
 }
 
 /**
@@ -37,6 +49,10 @@ export async function ensureTopic(admin: Admin, spec: TopicSpec): Promise<'creat
               // The broker's clock, not each producing node's: TTLs and time lag then follow one clock per
               // partition (the leader's), and a node with a wrong clock cannot expire or age records.
               { name: 'message.timestamp.type', value: 'LogAppendTime' },
+              {
+                name: 'max.message.bytes',
+                value: String(topicMaxMessageBytes(spec.maxValueBytes ?? DEFAULTS.maxValueBytes)),
+              },
             ],
           },
         ],

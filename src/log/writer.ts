@@ -5,7 +5,7 @@ import { LagoonError } from '../errors.js';
 export interface WriteAck {
   partition: number;
   offset: number;
-  /** The time the record was produced with (ms). */
+  /** The record's log time (ms): the broker's append time on a LogAppendTime topic, else the producer's. */
   timestamp: number;
 }
 
@@ -288,8 +288,10 @@ export class Writer {
           await this.resetProducer(lane);
         } else {
           const base = Number(answer.baseOffset);
+          const appendTime = Number(answer.logAppendTime ?? -1);
           batch.forEach((p, i) => {
-            this.settle(p, { partition: p.partition, offset: base + i, timestamp: p.timestamp });
+            const timestamp = appendTime >= 0 ? appendTime : p.timestamp;
+            this.settle(p, { partition: p.partition, offset: base + i, timestamp });
           });
           this.lastError = undefined;
           this.lastOkAt = Date.now();

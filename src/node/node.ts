@@ -237,6 +237,7 @@ export class LagoonNode {
       partitions: this.config.partitions,
       replicationFactor: this.config.replicationFactor,
       minInsyncReplicas: this.config.minInsyncReplicas,
+      maxValueBytes: this.config.maxValueBytes,
     };
   }
 
