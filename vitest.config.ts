@@ -1,5 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
+// The chaos suite (`npm run test:chaos`) starts its own clusters and runs for minutes, so it is a project
+// only when asked for (`--project chaos`, or LAGOON_CHAOS=1): a plain `vitest run` / `npm test` leaves it out.
+const chaosAsked =
+  process.env.LAGOON_CHAOS === '1' ||
+  process.argv.some((a, i) => a === '--project=chaos' || (a === 'chaos' && process.argv[i - 1] === '--project'));
+
 // Two projects: `unit` is pure and fast; `integration` runs against a real Kafka cluster that
 // test/setup/kafka-global.ts starts once per run (or an external one from LAGOON_KAFKA_BROKERS).
 export default defineConfig({
@@ -24,6 +30,21 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      ...(chaosAsked
+        ? [
+            {
+              test: {
+                name: 'chaos',
+                include: ['test/chaos/**/*.test.ts'],
+                environment: 'node',
+                // No global setup: every scenario starts (and stops) its own cluster and nodes.
+                fileParallelism: false,
+                testTimeout: 1_200_000,
+                hookTimeout: 300_000,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

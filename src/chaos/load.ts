@@ -234,7 +234,7 @@ export class Load {
     const due = Math.floor(((now() - this.startedAt) * this.opts.rate) / 1000);
     while (this.issued < due) {
       this.issued++;
-      if (this.inFlight.size >= (this.opts.maxInFlight ?? 1000)) {
+      if (this.inFlight.size >= (this.opts.maxInFlight ?? 300)) {
         this.skipped++;
         continue;
       }

@@ -40,6 +40,21 @@ export const SCENARIO_DESCRIPTIONS: Record<ScenarioName, string> = {
   'broker-blackhole': 'silently drop all traffic to a partition leader (TCP proxy)',
 };
 
+/**
+ * Largest share of writes that may fail definitely in a fault window of the scenario (the availability
+ * checker's budget). One broker of three down must not fail writes (SPEC §4: a write waits for the new
+ * leader); scenarios that take the log below min.insync.replicas, kill the node a client talks to or cut
+ * a leader off the network have no budget: their failures are reported, not judged.
+ */
+export const WRITE_FAILURE_BUDGET: Partial<Record<ScenarioName, number>> = {
+  'broker-kill': 0,
+  'broker-stop': 0,
+  'broker-pause-short': 0,
+  'broker-pause-long': 0,
+  'rolling-restart': 0,
+  'slow-broker': 0,
+};
+
 /** Whether `s` names a scenario. */
 export function isScenario(s: string): s is ScenarioName {
   return (SCENARIOS as readonly string[]).includes(s);

@@ -10,6 +10,7 @@ Usage:
   lagoon up [--brokers 3|1] [--nodes 3] [--partitions 6] [--data-dir .lagoon] [--kafka LIST]
   lagoon node --id ID --port N [--kafka LIST] [--db PATH] [--role api|replica|all] [--peers URL,…] [--events-file F]
   lagoon kafka fetch|start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
+  lagoon chaos SCENARIO|all [--seed N] [--duration S] [--rate R] [--attach] [--out DIR]   (lagoon chaos --help)
   lagoon bench [...]
 `;
 
@@ -44,9 +45,19 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         topic: { type: 'string' },
         peers: { type: 'string' },
         'events-file': { type: 'string' },
+        seed: { type: 'string' },
+        duration: { type: 'string' },
+        rate: { type: 'string' },
+        attach: { type: 'boolean' },
+        out: { type: 'string' },
       },
     });
     const [command, sub] = positionals;
+    if (values.help && command === 'chaos') {
+      const { chaosUsage } = await import('./chaos.js');
+      io.out(chaosUsage());
+      return 0;
+    }
     if (values.help || command === undefined) {
       io.out(HELP);
       return command === undefined && !values.help ? 1 : 0;
@@ -72,9 +83,14 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         const { nodeCommand } = await import('./node.js');
         return await nodeCommand(values, io);
       }
+      case 'chaos': {
+        const { chaosCommand } = await import('./chaos.js');
+        return await chaosCommand(sub, values, io);
+      }
       case 'bench': {
         const { benchCommand } = await import('../bench/run.js');
-        return await benchCommand(positionals.slice(1), io);
+        // The bench reads its own flags (some share names with chaos flags): hand it the raw arguments.
+        return await benchCommand(argv.slice(argv.indexOf('bench') + 1), io);
       }
       default:
         throw new LagoonError('bad_argument', `Unknown command '${command}'.\n${HELP}`);
