@@ -1,4 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { parseJsonValue } from '../core/record.js';
+import { LagoonError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { errorHandler } from './problem.js';
 import { adminRoutes } from './routes-admin.js';
@@ -14,6 +16,23 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
     keepAliveTimeout: 30_000,
   });
   app.setErrorHandler(errorHandler);
+  // Our own JSON body parser instead of fastify's: a value must be stored exactly or refused with a reason
+  // (`1e400`, integers beyond 2^53 and over-deep nesting are 400s, not 500s later), and `__proto__` /
+  // `constructor` members are a value's data (fastify's parser refuses them; JSON.parse keeps them as own
+  // properties, touching no prototype).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
+    if (text === '') {
+      done(
+        new LagoonError('invalid_json', 'The body is empty; send a JSON value', { status: 400 }),
+        undefined,
+      );
+      return;
+    }
+    const r = parseJsonValue(text as string);
+    if (r.ok) done(null, r.value);
+    else done(new LagoonError(r.error.code, r.error.reason, { status: 400 }), undefined);
+  });
   app.setNotFoundHandler((req, reply) =>
     reply
       .code(404)

@@ -1,10 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { validateKey } from '../core/keys.js';
 import { partitionOf } from '../core/partitioner.js';
-import { encodeKey, encodeRecord, MAX_IDEM_LENGTH } from '../core/record.js';
+import {
+  type DelOp,
+  encodeKey,
+  encodeRecord,
+  MAX_IDEM_LENGTH,
+  type PutOp,
+  requestFingerprint,
+} from '../core/record.js';
 import { encodeSession, mergeSession } from '../core/session.js';
 import { etagOf, formatVersion, parseIfMatch, parseVersion } from '../core/version.js';
 import { LagoonError } from '../errors.js';
+import type { WriteOutcome } from '../store/replica-store.js';
 import type { ApiDeps } from './deps.js';
 import { parseWith } from './parse.js';
 import { badRequest } from './problem.js';
@@ -45,6 +54,9 @@ function readHeaders(
 
 export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const P = deps.config.partitions;
+  // Write ids must never repeat, across restarts too: the replica takes a second record with a known wid for a
+  // copy of the same write. A random boot id per process makes the sequence unique.
+  const widPrefix = `${deps.config.id}.${randomBytes(9).toString('base64url')}.`;
   let writeSeq = 0;
 
   app.get('/v1/kv/:key', async (req, reply) => {
@@ -63,7 +75,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       );
       throw e;
     }
-    const entry = deps.store.get(key, Date.now());
+    const entry = deps.store.get(key);
     readHeaders(deps, reply, params, token, [partition]);
     if (!entry) {
       deps.observe?.read?.(params.consistency, 'not_found', (performance.now() - started) / 1000);
@@ -91,7 +103,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       }
     }
     await admitRead(deps, q, all, token);
-    const rows = deps.store.scan({ prefix: q.prefix, after, limit: q.limit + 1, nowMs: Date.now() });
+    const rows = deps.store.scan({ prefix: q.prefix, after, limit: q.limit + 1 });
     const page = rows.slice(0, q.limit);
     const more = rows.length > q.limit;
     readHeaders(deps, reply, q, token, all);
@@ -154,35 +166,13 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const conditional = ifMatch !== undefined || ifNoneMatchRaw !== undefined;
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
-
-    // A retried request with a known Idempotency-Key gets the first attempt's answer.
-    if (idem !== undefined) {
-      const prior = deps.store.idemLookup(key, idem);
-      if (prior !== undefined) {
-        reply.header('Idempotent-Replayed', 'true');
-        const pos = parseVersion(prior);
-        const first = pos ? deps.store.writeOutcome(pos.partition, pos.offset) : undefined;
-        if (first?.status === 'rejected') {
-          throw new LagoonError('precondition_failed', `Condition not met: ${first.reason ?? 'rejected'}`, {
-            status: 412,
-            details: { reason: first.reason, version: prior },
-          });
-        }
-        return answerApplied(reply, deps, key, prior, token, op, 'applied');
-      }
-    }
-    if (!deps.writer) {
-      throw new LagoonError('not_a_writer', 'This node runs --role replica and takes no writes', {
-        status: 503,
-      });
-    }
-    const record = encodeRecord(
+    const body: PutOp | DelOp =
       op === 'put'
         ? {
             v: 1,
             op: 'put',
             value: req.body,
-            wid: `${deps.config.id}-${++writeSeq}`,
+            wid: `${widPrefix}${++writeSeq}`,
             ...(ifMatch !== undefined ? { ifMatch } : {}),
             ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
             ...(idem !== undefined ? { idem } : {}),
@@ -191,12 +181,33 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
         : {
             v: 1,
             op: 'del',
-            wid: `${deps.config.id}-${++writeSeq}`,
+            wid: `${widPrefix}${++writeSeq}`,
             ...(ifMatch !== undefined ? { ifMatch } : {}),
             ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
             ...(idem !== undefined ? { idem } : {}),
-          },
-    );
+          };
+    const done = (result: string) => deps.observe?.write?.(op, result, (performance.now() - started) / 1000);
+
+    // A retried request with a known Idempotency-Key gets the first attempt's answer — if it is the same
+    // request (same fingerprint, the rule the replicas decide by); another request under the key is refused.
+    if (idem !== undefined) {
+      const prior = deps.store.idemLookup(key, idem);
+      if (prior !== undefined) {
+        if (prior.fp !== null && prior.fp !== requestFingerprint({ ...body, key })) {
+          done('idempotency_key_reused');
+          throw keyReused(idem, prior.version);
+        }
+        const pos = parseVersion(prior.version);
+        const first = pos === undefined ? undefined : deps.store.finalOutcome(pos.partition, pos.offset);
+        if (first !== undefined) return answerOutcome(reply, deps, key, first, token, op, undefined, done);
+      }
+    }
+    if (!deps.writer) {
+      throw new LagoonError('not_a_writer', 'This node runs --role replica and takes no writes', {
+        status: 503,
+      });
+    }
+    const record = encodeRecord(body);
     if (op === 'put' && record.length > deps.config.maxValueBytes + 4096) {
       throw new LagoonError('value_too_large', `The value exceeds ${deps.config.maxValueBytes} bytes`, {
         status: 413,
@@ -211,20 +222,23 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
         q.timeoutMs ?? deps.config.writeTimeoutMs,
       );
     } catch (e) {
-      deps.observe?.write?.(op, (e as LagoonError).code ?? 'error', (performance.now() - started) / 1000);
+      done((e as LagoonError).code ?? 'error');
       throw e;
     }
     const version = formatVersion(ack.partition, ack.offset);
-    if (!conditional) {
-      deps.observe?.write?.(op, 'ok', (performance.now() - started) / 1000);
+    if (!conditional && idem === undefined) {
+      done('ok');
       return answerApplied(reply, deps, key, version, token, op, 'acknowledged');
     }
-    // A conditional write is decided by the replicas in log order; wait (bounded) for our own verdict.
+    // A conditional write is decided by the replicas in log order, and so is an idempotent one (its record may
+    // be a retry of an earlier one, or reuse its key for another request): wait (bounded) for our own verdict.
+    // Our record may be decided a duplicate (a retry, or a second copy appended by a producer retry): then the
+    // answer is the original's outcome and version — the original is earlier in the same partition, so applied.
     const waitMs = q.timeoutMs ?? deps.config.readTimeoutMs;
     const reached = await deps.watch.waitFor(new Map([[ack.partition, ack.offset + 1]]), waitMs);
-    const outcome = reached ? deps.store.writeOutcome(ack.partition, ack.offset) : undefined;
+    const outcome = reached ? deps.store.finalOutcome(ack.partition, ack.offset) : undefined;
     if (!outcome) {
-      deps.observe?.write?.(op, 'pending', (performance.now() - started) / 1000);
+      done('pending');
       reply.header(
         'Lagoon-Session',
         encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))),
@@ -239,20 +253,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
         href: `/v1/writes/${version}`,
       });
     }
-    if (outcome.status === 'rejected') {
-      deps.observe?.write?.(op, 'precondition_failed', (performance.now() - started) / 1000);
-      reply.header(
-        'Lagoon-Session',
-        encodeSession(deps.sessionTag, mergeSession(token, new Map([[ack.partition, ack.offset + 1]]))),
-      );
-      throw new LagoonError('precondition_failed', `Condition not met: ${outcome.reason ?? 'rejected'}`, {
-        status: 412,
-        details: { reason: outcome.reason, version },
-      });
-    }
-    deps.observe?.write?.(op, 'ok', (performance.now() - started) / 1000);
-    const effective = outcome.status === 'duplicate' && outcome.reason ? outcome.reason : version;
-    return answerApplied(reply, deps, key, effective, token, op, 'applied');
+    return answerOutcome(reply, deps, key, outcome, token, op, ack, done);
   };
 
   app.put('/v1/kv/:key', write('put'));
@@ -268,6 +269,53 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (deps.watch.applied(pos.partition) > pos.offset)
       return { version: raw, status: 'unknown', key: null, reason: 'no write at this position' };
     return { version: raw, status: 'pending', key: null, reason: null };
+  });
+}
+
+/** 422 (IETF Idempotency-Key draft): the key names another request; `version` is that request's write. */
+function keyReused(idem: string | undefined, version: string): LagoonError {
+  return new LagoonError(
+    'idempotency_key_reused',
+    `Idempotency-Key ${idem === undefined ? '' : `${JSON.stringify(idem)} `}was used for a different request (method, key, body, conditions or ttl differ); nothing was changed`,
+    { status: 422, details: { version } },
+  );
+}
+
+/**
+ * Answers a write with the outcome that decides it: applied (200, the original's version as ETag), rejected by
+ * a condition (412), or refused as a reused idempotency key (422). `own` is this request's own record, when it
+ * wrote one; the answer is a replay when the outcome belongs to an earlier record.
+ */
+function answerOutcome(
+  reply: FastifyReply,
+  deps: ApiDeps,
+  key: string,
+  outcome: WriteOutcome & { version: string },
+  token: Map<number, number>,
+  op: 'put' | 'del',
+  own: { partition: number; offset: number } | undefined,
+  done: (result: string) => void,
+) {
+  if (own === undefined || outcome.offset !== own.offset || outcome.partition !== own.partition) {
+    reply.header('Idempotent-Replayed', 'true');
+  }
+  const seen = own === undefined ? token : mergeSession(token, new Map([[own.partition, own.offset + 1]]));
+  if (outcome.status === 'applied') {
+    done('ok');
+    return answerApplied(reply, deps, key, outcome.version, seen, op, 'applied');
+  }
+  reply.header(
+    'Lagoon-Session',
+    encodeSession(deps.sessionTag, mergeSession(seen, new Map([[outcome.partition, outcome.offset + 1]]))),
+  );
+  if (outcome.reason === 'idempotency_key_reused') {
+    done('idempotency_key_reused');
+    throw keyReused(undefined, outcome.version);
+  }
+  done('precondition_failed');
+  throw new LagoonError('precondition_failed', `Condition not met: ${outcome.reason ?? 'rejected'}`, {
+    status: 412,
+    details: { reason: outcome.reason, version: outcome.version },
   });
 }
 

@@ -31,7 +31,9 @@ export const WriteQuery = z
       .describe('seconds until the value expires (log time)'),
     timeoutMs: intString(0, 60_000)
       .optional()
-      .describe("the write's deadline (default LAGOON_WRITE_TIMEOUT_MS) and, for a conditional write, how long to wait for the verdict"),
+      .describe(
+        "the write's deadline (default LAGOON_WRITE_TIMEOUT_MS) and, for a conditional write, how long to wait for the verdict",
+      ),
   })
   .strict();
 

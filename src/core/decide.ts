@@ -1,4 +1,4 @@
-import type { DecodedRecord } from './record.js';
+import { type DecodedRecord, requestFingerprint } from './record.js';
 import { formatVersion } from './version.js';
 
 /** A stored entry. `value` is the canonical JSON text of the value (JSON.stringify of the decoded value). */
@@ -14,7 +14,34 @@ export interface Entry {
 }
 
 /** Why a write record was rejected. */
-export type RejectReason = 'version_mismatch' | 'already_exists' | 'not_found' | 'invalid_record';
+export type RejectReason =
+  | 'version_mismatch'
+  | 'already_exists'
+  | 'not_found'
+  | 'invalid_record'
+  | 'idempotency_key_reused';
+
+/**
+ * How long (log time) a write id is remembered to spot a second copy of the same record. Producer retries that
+ * append a batch twice happen within seconds (one request timeout plus a leader change); 15 minutes of log time
+ * is far beyond that and keeps the table small.
+ */
+export const WID_WINDOW_MS = 15 * 60 * 1000;
+/** How long (log time) an Idempotency-Key is remembered per store key: a retry within 24 h gets the first answer. */
+export const IDEM_WINDOW_MS = 24 * 3600 * 1000;
+
+/** An earlier record the store remembers (by write id or idempotency key). */
+export interface Remembered {
+  /** Version whose outcome that earlier write got: its own, or the original it duplicated. */
+  version: string;
+  /** Partition log time when it was applied. */
+  at: number;
+}
+
+/** True if a memory made at log time `at` is still within `windowMs` at log time `t`. */
+export function remembers(at: number, t: number, windowMs: number): boolean {
+  return t - at < windowMs;
+}
 
 /** What applying one record does to its key. */
 export type Decision =
@@ -33,8 +60,19 @@ export interface DecideContext {
    * seen so far, so that time never runs backwards within a partition even if producers' clocks disagree.
    */
   timestamp: number;
-  /** Version of an earlier write to the same key with the same idempotency key, if any. */
-  seenIdem?: string | undefined;
+  /**
+   * The first write to the same key with the same idempotency key, if the store has it, and its request
+   * fingerprint (null for entries from before fingerprints were kept: treated as matching). Older than
+   * IDEM_WINDOW_MS of log time: ignored.
+   */
+  seenIdem?: (Remembered & { fp: string | null }) | undefined;
+  /** The first record on this partition with the same write id, if any. Older than WID_WINDOW_MS: ignored. */
+  seenWid?: Remembered | undefined;
+  /**
+   * Maps an If-Match version to the write it stands for: a version the client got for a copy that was applied
+   * as a duplicate names the original. Identity when absent.
+   */
+  resolveVersion?: ((version: string) => string) | undefined;
 }
 
 /** True if `entry` exists at log time `t`. Expiry is judged by log time, never by the wall clock. */
@@ -44,20 +82,34 @@ export function isLive(entry: Entry | undefined, t: number): entry is Entry {
 
 /**
  * Decides what a record does, given the key's current entry (expired or not) — a pure function of the log,
- * so every replica reaches the same verdict. Order: invalid → heartbeat → idempotent retry → conditions.
+ * so every replica reaches the same verdict. Order: invalid → heartbeat → second copy of a record (same wid) →
+ * idempotent retry (same key and fingerprint: duplicate; another request: idempotency_key_reused) → conditions.
  */
 export function decide(current: Entry | undefined, rec: DecodedRecord, ctx: DecideContext): Decision {
   if (rec.op === 'invalid') return { kind: 'reject', reason: 'invalid_record' };
   if (rec.op === 'hb') return { kind: 'noop' };
-  // A retry of a write already in the log gets the first attempt's outcome, whatever the state is now.
-  if (rec.idem !== undefined && ctx.seenIdem !== undefined) return { kind: 'duplicate', of: ctx.seenIdem };
+  // A copy of a record already applied (a producer retry appended it twice) is the same write: it gets the
+  // first copy's outcome and must not be decided again (a conditional copy would fail its own condition).
+  const wid = ctx.seenWid;
+  if (wid !== undefined && remembers(wid.at, ctx.timestamp, WID_WINDOW_MS)) {
+    return { kind: 'duplicate', of: wid.version };
+  }
+  // A retry of a write already in the log gets the first attempt's outcome, whatever the state is now — if it
+  // is the same request. The same key for another request changes nothing (IETF Idempotency-Key draft: 422).
+  const seen = ctx.seenIdem;
+  if (rec.idem !== undefined && seen !== undefined && remembers(seen.at, ctx.timestamp, IDEM_WINDOW_MS)) {
+    if (seen.fp !== null && seen.fp !== requestFingerprint(rec)) {
+      return { kind: 'reject', reason: 'idempotency_key_reused' };
+    }
+    return { kind: 'duplicate', of: seen.version };
+  }
 
   const live = isLive(current, ctx.timestamp) ? current : undefined;
   if (rec.ifNoneMatch === true && live !== undefined) return { kind: 'reject', reason: 'already_exists' };
   if (rec.ifMatch !== undefined) {
     if (live === undefined) return { kind: 'reject', reason: 'not_found' };
-    if (rec.ifMatch !== '*' && rec.ifMatch !== live.version)
-      return { kind: 'reject', reason: 'version_mismatch' };
+    const named = rec.ifMatch === '*' ? '*' : (ctx.resolveVersion?.(rec.ifMatch) ?? rec.ifMatch);
+    if (named !== '*' && named !== live.version) return { kind: 'reject', reason: 'version_mismatch' };
   }
   if (rec.op === 'del') return { kind: 'delete' };
   return {

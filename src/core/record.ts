@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { validateKey } from './keys.js';
 import { parseVersion } from './version.js';
 
@@ -12,6 +13,11 @@ export const MAX_WID_LENGTH = 256;
 export const MAX_NODE_LENGTH = 256;
 /** Longest TTL: 100 years. Keeps `timestamp + ttlMs` a safe integer. */
 export const MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000;
+/**
+ * Deepest nesting of arrays/objects a value may have (the outermost container counts 1). Bounded so that
+ * encoding, hashing and serving a value never recurse deeply enough to exhaust the stack.
+ */
+export const MAX_JSON_DEPTH = 1000;
 
 /** Conditions and idempotency shared by puts and deletes. `ifMatch` is a version or `'*'` (must exist). */
 interface WriteCommon {
@@ -19,7 +25,11 @@ interface WriteCommon {
   ifMatch?: string;
   ifNoneMatch?: true;
   idem?: string;
-  /** Writer id: which node/request produced the record, for tracing. */
+  /**
+   * Write id, unique per write across node restarts (the API makes it node id + boot id + sequence). Two records
+   * with the same wid on a partition are copies of one write (a producer retry appended twice); the replica
+   * applies the later copy as a duplicate of the first.
+   */
   wid: string;
 }
 
@@ -162,11 +172,14 @@ function isBoundedString(x: unknown, max: number): x is string {
   return typeof x === 'string' && x.length > 0 && x.length <= max;
 }
 
-/** True if `x` survives a JSON round trip unchanged in meaning (what JSON.parse can produce). */
+/**
+ * True if `x` survives a JSON round trip unchanged in meaning (what JSON.parse can produce), nested at most
+ * MAX_JSON_DEPTH containers deep. `depth` is the number of containers enclosing `x`.
+ */
 function isJsonValue(x: unknown, depth = 0): boolean {
-  if (depth > 1000) return false;
   if (x === null || typeof x === 'string' || typeof x === 'boolean') return true;
   if (typeof x === 'number') return Number.isFinite(x);
+  if (depth >= MAX_JSON_DEPTH) return false;
   if (Array.isArray(x)) return x.every((e) => isJsonValue(e, depth + 1));
   if (typeof x === 'object') {
     const proto = Object.getPrototypeOf(x);
@@ -174,4 +187,123 @@ function isJsonValue(x: unknown, depth = 0): boolean {
     return Object.values(x as Record<string, unknown>).every((e) => isJsonValue(e, depth + 1));
   }
   return false;
+}
+
+/** Why a request body is not a value Lagoon can store exactly; `code` is the API's stable error code. */
+export interface JsonValueError {
+  code: 'invalid_json' | 'invalid_value' | 'unsafe_integer';
+  reason: string;
+}
+
+/**
+ * Parses a request body as a JSON value that Lagoon can store and give back exactly. JSON.parse, because it
+ * creates `__proto__` and `constructor` members as own data properties (they are stored as data, never touch
+ * prototypes). Refused, with a reason: text that is not JSON; numbers that overflow a double (`1e400`: JSON
+ * has no Infinity); integer literals beyond ±(2^53−1), which a double cannot hold exactly (a decimal or exponent
+ * literal is a double by its own spelling and is kept as one); nesting deeper than MAX_JSON_DEPTH.
+ */
+export function parseJsonValue(
+  text: string,
+): { ok: true; value: unknown } | { ok: false; error: JsonValueError } {
+  const lexical = scanJson(text);
+  if (lexical !== undefined) return { ok: false, error: lexical };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, error: { code: 'invalid_json', reason: 'The body is not valid JSON' } };
+  }
+  // Non-finite numbers are caught here rather than by the scanner: only the parser knows when a literal overflows.
+  if (!isJsonValue(value)) {
+    return {
+      ok: false,
+      error: {
+        code: 'invalid_value',
+        reason: 'A number is too large for JSON to carry (it overflows a double)',
+      },
+    };
+  }
+  return { ok: true, value };
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+
+/**
+ * One linear pass over the text outside strings: nesting depth and integer literals. Malformed text is left to
+ * JSON.parse (it answers invalid_json); this only finds what JSON.parse would accept but lose.
+ */
+function scanJson(text: string): JsonValueError | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip a string, honouring backslash escapes.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) {
+        return { code: 'invalid_value', reason: `The value is nested deeper than ${MAX_JSON_DEPTH} levels` };
+      }
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      NUMBER_RE.lastIndex = i;
+      const m = NUMBER_RE.exec(text);
+      if (m === null) continue;
+      const lit = m[0];
+      if (!/[.eE]/.test(lit)) {
+        const n = BigInt(lit);
+        if (n > MAX_SAFE || n < -MAX_SAFE) {
+          return {
+            code: 'unsafe_integer',
+            reason: `The integer ${lit.length > 40 ? `${lit.slice(0, 40)}…` : lit} is beyond ±(2^53−1) and cannot be kept exactly; send it as a string`,
+          };
+        }
+      }
+      i += lit.length - 1;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Canonical JSON text of a value: object members sorted by key (UTF-16 order), no whitespace. Two JSON texts
+ * that mean the same value have the same canonical form. Built as a string, never as an object, so that a
+ * `__proto__` member stays data.
+ */
+export function canonicalJson(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(canonicalJson).join(',')}]`;
+  if (x !== null && typeof x === 'object') {
+    const o = x as Record<string, unknown>;
+    const keys = Object.keys(o).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(x);
+}
+
+/** The parts of a write request that its fingerprint covers. */
+export interface FingerprintedRequest {
+  op: 'put' | 'del';
+  key: string;
+  value?: unknown;
+  ifMatch?: string | undefined;
+  ifNoneMatch?: true | undefined;
+  ttlMs?: number | undefined;
+}
+
+/**
+ * Fingerprint of a write request for idempotency (hex sha256 over op, key, canonical value, conditions, TTL).
+ * One function serves the API (for the request it received) and the replica (for the record it applies), so
+ * they agree: a record carries every fingerprinted field, and the fingerprint is derived from them.
+ */
+export function requestFingerprint(r: FingerprintedRequest): string {
+  const parts = [
+    r.op,
+    r.key,
+    r.op === 'put' ? canonicalJson(r.value) : null,
+    r.ifMatch ?? null,
+    r.ifNoneMatch === true,
+    r.op === 'put' ? (r.ttlMs ?? null) : null,
+  ];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
 }

@@ -1,13 +1,23 @@
 import Database from 'better-sqlite3';
-import { type Decision, decide, type Entry } from '../core/decide.js';
+import {
+  type Decision,
+  decide,
+  type Entry,
+  IDEM_WINDOW_MS,
+  remembers,
+  WID_WINDOW_MS,
+} from '../core/decide.js';
 import { bigIntToDigest, digestToBigInt, EMPTY_DIGEST, entryHash } from '../core/digest.js';
-import { decodeRecord } from '../core/record.js';
+import { decodeRecord, requestFingerprint } from '../core/record.js';
 import type { TopicIdentity } from '../core/topic-safety.js';
-import { formatVersion } from '../core/version.js';
+import { formatVersion, parseVersion } from '../core/version.js';
 import { LagoonError } from '../errors.js';
 
-/** Version of the SQLite schema below; bump it with a migration when the schema changes. */
-export const SCHEMA_VERSION = 1;
+/**
+ * Version of the SQLite schema below; bump it with a migration when the schema changes.
+ * 2: idempotency entries carry a request fingerprint and log time; write ids are remembered (`wids`).
+ */
+export const SCHEMA_VERSION = 2;
 
 /** One Kafka record as the consumer hands it over. */
 export interface LogRecord {
@@ -44,7 +54,21 @@ export interface StoreDump {
   kv: Array<Entry & { partition: number }>;
   partitions: PartitionInfo[];
   writes: WriteOutcome[];
-  idem: Array<{ idemKey: string; version: string }>;
+  idem: Array<{
+    idemKey: string;
+    partition: number | null;
+    version: string;
+    fp: string | null;
+    at: number | null;
+  }>;
+  wids: Array<{ partition: number; wid: string; version: string; at: number }>;
+}
+
+/** The first write with an idempotency key, as the API needs it to answer a retry. */
+export interface IdemEntry {
+  version: string;
+  /** Request fingerprint of that write; null for entries kept from schema 1 (before fingerprints). */
+  fp: string | null;
 }
 
 /** Test and chaos hooks for applyBatch. */
@@ -60,6 +84,13 @@ interface KvRow {
   version: string;
   updated_at: number;
   expires_at: number | null;
+}
+
+interface IdemRow {
+  version: string;
+  partition: number | null;
+  fp: string | null;
+  at: number | null;
 }
 
 interface PartitionRow {
@@ -85,8 +116,39 @@ CREATE TABLE IF NOT EXISTS writes (
   partition INT NOT NULL, offset INT NOT NULL, key TEXT, status TEXT NOT NULL, reason TEXT,
   PRIMARY KEY (partition, offset)
 ) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idem (idem_key TEXT PRIMARY KEY, version TEXT NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idem (
+  idem_key TEXT PRIMARY KEY, version TEXT NOT NULL, partition INT, fp TEXT, at INT
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wids (
+  partition INT NOT NULL, wid TEXT NOT NULL, version TEXT NOT NULL, at INT NOT NULL,
+  PRIMARY KEY (partition, wid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS wids_age ON wids(partition, at);
 `;
+
+/** Runs after SCHEMA (and any migration) on every open; idempotent. Indexes on migrated columns live here. */
+const SCHEMA_AFTER_MIGRATION = `
+CREATE INDEX IF NOT EXISTS idem_age ON idem(partition, at) WHERE at IS NOT NULL;
+`;
+
+/**
+ * Schema 1 → 2: idempotency entries gain partition, fingerprint and log time. Entries from schema 1 keep
+ * NULL for all three: they match any request (as before) and are never aged out — a finite, legacy set, and
+ * the same on every replica, whatever offset it was at when upgraded.
+ */
+function migrateFrom1(db: Database.Database): void {
+  const cols = db
+    .prepare<[], { name: string }>('PRAGMA table_info(idem)')
+    .all()
+    .map((c) => c.name);
+  for (const [col, type] of [
+    ['partition', 'INT'],
+    ['fp', 'TEXT'],
+    ['at', 'INT'],
+  ] as const) {
+    if (!cols.includes(col)) db.exec(`ALTER TABLE idem ADD COLUMN ${col} ${type}`);
+  }
+}
 
 /** Separates store key and idempotency key in idem_key; keys contain no control characters. */
 const IDEM_SEP = '\u001f';
@@ -178,10 +240,31 @@ export class ReplicaStore {
       getWrite: db.prepare<[number, number], WriteOutcome>(
         'SELECT partition, offset, key, status, reason FROM writes WHERE partition = ? AND offset = ?',
       ),
-      getIdem: db.prepare<[string], { version: string }>('SELECT version FROM idem WHERE idem_key = ?'),
-      insertIdem: db.prepare('INSERT INTO idem (idem_key, version) VALUES (?, ?)'),
-      get: db.prepare<[string, number], KvRow>(
-        'SELECT * FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)',
+      getIdem: db.prepare<[string], IdemRow>(
+        'SELECT version, partition, fp, at FROM idem WHERE idem_key = ?',
+      ),
+      // Replaces an entry that is out of its window but not yet pruned (pruning runs at the end of a batch).
+      putIdem: db.prepare(
+        `INSERT INTO idem (idem_key, version, partition, fp, at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(idem_key) DO UPDATE SET version = excluded.version, partition = excluded.partition,
+           fp = excluded.fp, at = excluded.at`,
+      ),
+      pruneIdem: db.prepare<[number, number]>('DELETE FROM idem WHERE partition = ? AND at <= ?'),
+      getWid: db.prepare<[number, string], { version: string; at: number }>(
+        'SELECT version, at FROM wids WHERE partition = ? AND wid = ?',
+      ),
+      putWid: db.prepare(
+        `INSERT INTO wids (partition, wid, version, at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(partition, wid) DO UPDATE SET version = excluded.version, at = excluded.at`,
+      ),
+      pruneWids: db.prepare<[number, number]>('DELETE FROM wids WHERE partition = ? AND at <= ?'),
+      // Expiry is judged by the key's partition clock, as conditional writes judge it (see get()).
+      get: db.prepare<[string], KvRow>(
+        `SELECT kv.* FROM kv JOIN partitions p ON p.partition = kv.partition
+         WHERE kv.key = ? AND (kv.expires_at IS NULL OR p.last_record_ts IS NULL OR kv.expires_at > p.last_record_ts)`,
+      ),
+      clock: db.prepare<[number], { last_record_ts: number | null }>(
+        'SELECT last_record_ts FROM partitions WHERE partition = ?',
       ),
     };
     this.applyTx = db.transaction((partition, records, hooks) => this.applyInTx(partition, records, hooks));
@@ -206,7 +289,13 @@ export class ReplicaStore {
       db.transaction(() => {
         const meta = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
         const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-        const schema = meta.get('schema_version')?.value;
+        let schema = meta.get('schema_version')?.value;
+        if (schema === '1') {
+          migrateFrom1(db);
+          db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(SCHEMA_VERSION));
+          schema = String(SCHEMA_VERSION);
+        }
+        db.exec(SCHEMA_AFTER_MIGRATION);
         if (schema === undefined) setMeta.run('schema_version', String(SCHEMA_VERSION));
         else if (schema !== String(SCHEMA_VERSION)) {
           throw new LagoonError(
@@ -318,14 +407,21 @@ export class ReplicaStore {
       const rec = decodeRecord(r.key, r.value);
       const key = rec.op === 'hb' ? null : rec.key;
       const current = key === null ? undefined : s.getRow.get(key);
-      const idem = rec.op === 'put' || rec.op === 'del' ? rec.idem : undefined;
-      const idemKey = idem === undefined || key === null ? undefined : idemKeyOf(key, idem);
-      const seenIdem = idemKey === undefined ? undefined : s.getIdem.get(idemKey)?.version;
+      const write = rec.op === 'put' || rec.op === 'del' ? rec : undefined;
+      const idemKey = write?.idem === undefined ? undefined : idemKeyOf(write.key, write.idem);
+      const idemRow = idemKey === undefined ? undefined : s.getIdem.get(idemKey);
+      const widRow = write === undefined ? undefined : s.getWid.get(partition, write.wid);
       const d: Decision = decide(current === undefined ? undefined : toEntry(current), rec, {
         partition,
         offset: r.offset,
         timestamp: clock,
-        seenIdem,
+        // Legacy entries (schema 1) have no log time: always remembered, as they were.
+        seenIdem:
+          idemRow === undefined
+            ? undefined
+            : { version: idemRow.version, fp: idemRow.fp, at: idemRow.at ?? clock },
+        seenWid: widRow,
+        resolveVersion: this.resolveVersion,
       });
       switch (d.kind) {
         case 'put': {
@@ -352,9 +448,23 @@ export class ReplicaStore {
         case 'noop':
           break;
       }
-      // Remember the first attempt of an idempotent write, whether it was applied or rejected.
-      if (idemKey !== undefined && (d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject')) {
-        s.insertIdem.run(idemKey, formatVersion(partition, r.offset));
+      const version = formatVersion(partition, r.offset);
+      const decided = d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject';
+      // Remember the first attempt of an idempotent write, whether it was applied or rejected — but not a request
+      // that reused another request's key (that one keeps its entry).
+      if (
+        write !== undefined &&
+        idemKey !== undefined &&
+        decided &&
+        !(d.kind === 'reject' && d.reason === 'idempotency_key_reused')
+      ) {
+        s.putIdem.run(idemKey, version, partition, requestFingerprint(write), clock);
+      }
+      // Remember the write id with the version whose outcome this write got (the original, for an idempotent
+      // retry), so a second copy of this record answers the same. A copy itself is not remembered again.
+      const copy = widRow !== undefined && remembers(widRow.at, clock, WID_WINDOW_MS);
+      if (write !== undefined && !(d.kind === 'duplicate' && copy)) {
+        s.putWid.run(partition, write.wid, d.kind === 'duplicate' ? d.of : version, clock);
       }
       appliedOffset = r.offset + 1;
       applied++;
@@ -364,6 +474,10 @@ export class ReplicaStore {
       // Drop entries that expired by log time. Deterministic: the clock is part of the replicated state.
       for (const ex of s.expired.all(partition, clock)) digest -= entryHash(toEntry(ex));
       s.purge.run(partition, clock);
+      // Forget write ids and idempotency keys older than their windows. Only space: decide ignores such
+      // entries anyway, so when this runs (batch boundaries differ between replicas) changes no verdict.
+      s.pruneWids.run(partition, clock - WID_WINDOW_MS);
+      s.pruneIdem.run(partition, clock - IDEM_WINDOW_MS);
     }
     if (applied > 0) {
       s.setPartition.run(
@@ -398,10 +512,14 @@ export class ReplicaStore {
     }));
   }
 
-  /** Reads a key; an entry expired at wall-clock `nowMs` counts as absent. */
-  get(key: string, nowMs: number): Entry | undefined {
+  /**
+   * Reads a key. Expiry is judged by the key's partition clock as applied (the largest record timestamp), the
+   * clock conditional writes use, never the serving node's wall clock: every replica at the same offset gives
+   * the same answer, and a read and an `If-None-Match: *` at that offset agree whether the key exists.
+   */
+  get(key: string): Entry | undefined {
     this.assertOpen();
-    const r = this.stmt.get.get(key, nowMs);
+    const r = this.stmt.get.get(key);
     return r === undefined ? undefined : toEntry(r);
   }
 
@@ -409,13 +527,12 @@ export class ReplicaStore {
    * Live entries whose key starts with `prefix` and is greater than `after` (a cursor: the last key of the
    * previous page), in UTF-8 byte order, at most `limit`.
    */
-  scan(opts: { prefix: string; after?: string | undefined; limit: number; nowMs: number }): Entry[] {
+  scan(opts: { prefix: string; after?: string | undefined; limit: number }): Entry[] {
     this.assertOpen();
     if (!Number.isSafeInteger(opts.limit) || opts.limit < 0)
       throw new RangeError(`invalid limit ${opts.limit}`);
     const upper = opts.prefix === '' ? undefined : prefixUpperBound(opts.prefix);
     const params: Record<string, string | number> = {
-      now: opts.nowMs,
       limit: opts.limit,
       prefix: opts.prefix,
     };
@@ -434,10 +551,14 @@ export class ReplicaStore {
     const shape = `${hasUpper ? 'u' : ''}${hasAfter ? 'a' : ''}`;
     let stmt = this.scanCache.get(shape);
     if (stmt === undefined) {
-      const where = ['key >= @prefix', '(expires_at IS NULL OR expires_at > @now)'];
+      // Expiry by each row's partition clock, as in get().
+      const where = [
+        'key >= @prefix',
+        '(expires_at IS NULL OR expires_at > coalesce((SELECT last_record_ts FROM partitions p WHERE p.partition = kv.partition), -1))',
+      ];
       if (hasUpper) where.push('key < @upper');
       if (hasAfter) where.push('key > @after');
-      stmt = this.db.prepare(`SELECT * FROM kv WHERE ${where.join(' AND ')} ORDER BY key LIMIT @limit`);
+      stmt = this.db.prepare(`SELECT kv.* FROM kv WHERE ${where.join(' AND ')} ORDER BY key LIMIT @limit`);
       this.scanCache.set(shape, stmt);
     }
     return stmt;
@@ -449,11 +570,46 @@ export class ReplicaStore {
     return this.stmt.getWrite.get(partition, offset);
   }
 
-  /** Version of the first write to `key` that carried idempotency key `idem`, if it has been applied. */
-  idemLookup(key: string, idem: string): string | undefined {
+  /**
+   * The first write to `key` that carried idempotency key `idem`, if it has been applied and is still
+   * remembered (IDEM_WINDOW_MS of the partition's log time) — the same rule the replica decides by.
+   */
+  idemLookup(key: string, idem: string): IdemEntry | undefined {
     this.assertOpen();
-    return this.stmt.getIdem.get(idemKeyOf(key, idem))?.version;
+    const row = this.stmt.getIdem.get(idemKeyOf(key, idem));
+    if (row === undefined) return undefined;
+    if (row.at !== null && row.partition !== null) {
+      const clock = this.stmt.clock.get(row.partition)?.last_record_ts;
+      if (clock != null && !remembers(row.at, clock, IDEM_WINDOW_MS)) return undefined;
+    }
+    return { version: row.version, fp: row.fp };
   }
+
+  /**
+   * The outcome that answers the write at a log position: its own, or — for a record applied as a duplicate
+   * (an idempotent retry, or a second copy of a record) — the original's, with the original's version.
+   * Undefined if not applied yet or not a write.
+   */
+  finalOutcome(partition: number, offset: number): (WriteOutcome & { version: string }) | undefined {
+    this.assertOpen();
+    let w = this.stmt.getWrite.get(partition, offset);
+    // Originals are never duplicates themselves (see applyInTx), so one hop suffices; the bound is defensive.
+    for (let hops = 0; w?.status === 'duplicate' && hops < 4; hops++) {
+      const pos = w.reason === null ? undefined : parseVersion(w.reason);
+      if (pos === undefined) return undefined;
+      w = this.stmt.getWrite.get(pos.partition, pos.offset);
+    }
+    if (w === undefined || w.status === 'duplicate') return undefined;
+    return { ...w, version: formatVersion(w.partition, w.offset) };
+  }
+
+  /** If-Match names a version; a version handed out for a duplicate copy stands for the original write. */
+  private readonly resolveVersion = (v: string): string => {
+    const pos = parseVersion(v);
+    if (pos === undefined) return v;
+    const w = this.stmt.getWrite.get(pos.partition, pos.offset);
+    return w?.status === 'duplicate' && w.reason !== null ? w.reason : v;
+  };
 
   /** Entire state in a deterministic order, for tests and convergence checks. */
   dumpState(): StoreDump {
@@ -468,11 +624,16 @@ export class ReplicaStore {
       )
       .all();
     const idem = this.db
-      .prepare<[], { idemKey: string; version: string }>(
-        'SELECT idem_key AS idemKey, version FROM idem ORDER BY idem_key',
+      .prepare<[], StoreDump['idem'][number]>(
+        'SELECT idem_key AS idemKey, partition, version, fp, at FROM idem ORDER BY idem_key',
       )
       .all();
-    return { kv, partitions: this.partitionInfo(), writes, idem };
+    const wids = this.db
+      .prepare<[], StoreDump['wids'][number]>(
+        'SELECT partition, wid, version, at FROM wids ORDER BY partition, wid',
+      )
+      .all();
+    return { kv, partitions: this.partitionInfo(), writes, idem, wids };
   }
 
   private assertOpen(): void {

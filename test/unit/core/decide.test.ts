@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { type DecideContext, decide, type Entry, isLive } from '../../../src/core/decide.js';
-import type { DecodedRecord } from '../../../src/core/record.js';
+import {
+  type DecideContext,
+  decide,
+  type Entry,
+  IDEM_WINDOW_MS,
+  isLive,
+  WID_WINDOW_MS,
+} from '../../../src/core/decide.js';
+import { type DecodedRecord, requestFingerprint } from '../../../src/core/record.js';
 
 const ctx = (over: Partial<DecideContext> = {}): DecideContext => ({
   partition: 2,
@@ -113,28 +120,103 @@ describe('decide', () => {
   });
 
   describe('idempotency', () => {
-    it('reports a retry as a duplicate of the first attempt, before any condition', () => {
-      expect(decide(entry(), put({ idem: 'i' }), ctx({ seenIdem: '2-3' }))).toEqual({
+    const seen = (version: string, r: DecodedRecord, at = 900) => ({
+      version,
+      at,
+      fp: requestFingerprint(r as Parameters<typeof requestFingerprint>[0]),
+    });
+    it('reports a retry of the same request as a duplicate of the first attempt, before any condition', () => {
+      const r = put({ idem: 'i' });
+      expect(decide(entry(), r, ctx({ seenIdem: seen('2-3', r) }))).toEqual({ kind: 'duplicate', of: '2-3' });
+      const c = put({ idem: 'i', ifMatch: '9-9' });
+      expect(decide(entry(), c, ctx({ seenIdem: seen('2-3', c) }))).toEqual({ kind: 'duplicate', of: '2-3' });
+      const d = del({ idem: 'i' });
+      expect(decide(undefined, d, ctx({ seenIdem: seen('2-3', d) }))).toEqual({
         kind: 'duplicate',
         of: '2-3',
       });
-      expect(decide(entry(), put({ idem: 'i', ifMatch: '9-9' }), ctx({ seenIdem: '2-3' }))).toEqual({
+      // Same value, members in another order: the same request.
+      const a = put({ idem: 'i', value: { a: 1, b: [1, { c: 2, d: 3 }] } });
+      const b = put({ idem: 'i', value: { b: [1, { d: 3, c: 2 }], a: 1 } });
+      expect(decide(undefined, b, ctx({ seenIdem: seen('2-3', a) }))).toEqual({
         kind: 'duplicate',
         of: '2-3',
       });
-      expect(decide(undefined, del({ idem: 'i' }), ctx({ seenIdem: '2-3' }))).toEqual({
-        kind: 'duplicate',
-        of: '2-3',
-      });
+    });
+    it('rejects another request under the same key as idempotency_key_reused, whatever the state', () => {
+      const first = put({ idem: 'i', value: 1 });
+      const others = [
+        put({ idem: 'i', value: 2 }),
+        del({ idem: 'i' }),
+        put({ idem: 'i', value: 1, ifMatch: '2-5' }),
+        put({ idem: 'i', value: 1, ifNoneMatch: true }),
+        put({ idem: 'i', value: 1, ttlMs: 1000 }),
+        put({ idem: 'i', value: 1, key: 'other' }),
+      ];
+      for (const r of others) {
+        expect(decide(entry(), r, ctx({ seenIdem: seen('2-3', first) }))).toEqual({
+          kind: 'reject',
+          reason: 'idempotency_key_reused',
+        });
+      }
+    });
+    it('treats legacy entries (no fingerprint) as the same request', () => {
+      expect(
+        decide(entry(), put({ idem: 'i', value: 9 }), ctx({ seenIdem: { version: '2-3', fp: null, at: 0 } })),
+      ).toEqual({ kind: 'duplicate', of: '2-3' });
+    });
+    it('forgets an idempotency key after IDEM_WINDOW_MS of log time', () => {
+      const r = put({ idem: 'i' });
+      const s = seen('2-3', r, 1000);
+      expect(decide(undefined, r, ctx({ seenIdem: s, timestamp: 1000 + IDEM_WINDOW_MS - 1 })).kind).toBe(
+        'duplicate',
+      );
+      expect(decide(undefined, r, ctx({ seenIdem: s, timestamp: 1000 + IDEM_WINDOW_MS })).kind).toBe('put');
     });
     it('applies the first attempt, and ignores seenIdem for records without idem', () => {
       expect(decide(undefined, put({ idem: 'i' }), ctx()).kind).toBe('put');
-      expect(decide(undefined, put(), ctx({ seenIdem: '2-3' })).kind).toBe('put');
+      expect(decide(undefined, put(), ctx({ seenIdem: { version: '2-3', fp: 'x', at: 900 } })).kind).toBe(
+        'put',
+      );
     });
     it('lets invalid records stay invalid even with seenIdem', () => {
       expect(
-        decide(undefined, { op: 'invalid', reason: 'x', key: null }, ctx({ seenIdem: '1-1' })).kind,
+        decide(
+          undefined,
+          { op: 'invalid', reason: 'x', key: null },
+          ctx({ seenIdem: { version: '1-1', fp: null, at: 900 } }),
+        ).kind,
       ).toBe('reject');
+    });
+  });
+
+  describe('second copies of a record (same write id)', () => {
+    it('are duplicates of the first copy, before idempotency and conditions', () => {
+      const cond = put({ ifNoneMatch: true });
+      // The first copy created the key; deciding the copy again would reject it (already_exists).
+      expect(decide(entry(), cond, ctx({ seenWid: { version: '2-5', at: 990 } }))).toEqual({
+        kind: 'duplicate',
+        of: '2-5',
+      });
+      expect(
+        decide(
+          entry(),
+          put({ idem: 'i', value: 2 }),
+          ctx({ seenWid: { version: '2-5', at: 990 }, seenIdem: { version: '2-1', fp: 'other', at: 990 } }),
+        ),
+      ).toEqual({ kind: 'duplicate', of: '2-5' });
+    });
+    it('are forgotten after WID_WINDOW_MS of log time', () => {
+      const w = { version: '2-5', at: 1000 };
+      expect(decide(undefined, put(), ctx({ seenWid: w, timestamp: 1000 + WID_WINDOW_MS - 1 })).kind).toBe(
+        'duplicate',
+      );
+      expect(decide(undefined, put(), ctx({ seenWid: w, timestamp: 1000 + WID_WINDOW_MS })).kind).toBe('put');
+    });
+    it('If-Match with the version of a copy stands for the original', () => {
+      const resolveVersion = (v: string) => (v === '2-9' ? '2-5' : v);
+      expect(decide(entry(), put({ ifMatch: '2-9' }), ctx({ resolveVersion })).kind).toBe('put');
+      expect(decide(entry(), put({ ifMatch: '2-9' }), ctx()).kind).toBe('reject');
     });
   });
 });

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
+  canonicalJson,
   type DecodedRecord,
   decodeRecord,
   encodeKey,
   encodeRecord,
   MAX_IDEM_LENGTH,
+  MAX_JSON_DEPTH,
   MAX_TTL_MS,
+  parseJsonValue,
+  requestFingerprint,
   type WriteOp,
 } from '../../../src/core/record.js';
 
@@ -137,5 +141,93 @@ describe('encodeRecord / decodeRecord', () => {
   it('takes the last of duplicate JSON members, deterministically', () => {
     const r = decodeRecord(k('a'), k('{"v":1,"op":"put","wid":"w","value":1,"value":2}'));
     expect(r).toMatchObject({ op: 'put', value: 2 });
+  });
+});
+
+describe('parseJsonValue (request bodies)', () => {
+  const code = (text: string) => {
+    const r = parseJsonValue(text);
+    return r.ok ? 'ok' : r.error.code;
+  };
+  it('refuses numbers JSON cannot carry, with a stable code', () => {
+    expect(code('1e400')).toBe('invalid_value');
+    expect(code('{"x":1e999}')).toBe('invalid_value');
+    expect(code('[-1e309]')).toBe('invalid_value');
+    expect(code('1.7e308')).toBe('ok');
+    expect(code('1e-400')).toBe('ok'); // underflows to 0, which is a number JSON carries
+  });
+  it('refuses integer literals beyond ±(2^53−1), keeps doubles by their spelling', () => {
+    expect(code('9007199254740991')).toBe('ok');
+    expect(code('-9007199254740991')).toBe('ok');
+    expect(code('9007199254740992')).toBe('unsafe_integer');
+    expect(code('{"id":-12345678901234567890}')).toBe('unsafe_integer');
+    expect(code('[1, 2, 99999999999999999999999]')).toBe('unsafe_integer');
+    expect(code('9007199254740993.0')).toBe('ok');
+    expect(code('1e20')).toBe('ok');
+    // Digits inside strings are not numbers.
+    expect(code('"99999999999999999999999"')).toBe('ok');
+    expect(code(String.raw`{"99999999999999999999":"a\\"}`)).toBe('ok'); // an escaped backslash ends no string early
+  });
+  it('bounds nesting at MAX_JSON_DEPTH, and the encoder accepts exactly that', () => {
+    const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const deepest = parseJsonValue(nested(MAX_JSON_DEPTH));
+    expect(deepest.ok).toBe(true);
+    if (deepest.ok)
+      expect(() => encodeRecord({ v: 1, op: 'put', value: deepest.value, wid: 'w' })).not.toThrow();
+    expect(code(nested(MAX_JSON_DEPTH + 1))).toBe('invalid_value');
+    expect(code(`${'{"a":'.repeat(MAX_JSON_DEPTH + 1)}1${'}'.repeat(MAX_JSON_DEPTH + 1)}`)).toBe(
+      'invalid_value',
+    );
+    expect(code(`"${'['.repeat(5000)}"`)).toBe('ok'); // brackets in a string are text
+    expect(code(nested(100_000))).toBe('invalid_value'); // no stack overflow either
+  });
+  it('answers invalid_json for text that is not JSON', () => {
+    for (const t of ['{', '{"a":}', 'undefined', "'x'", '01', 'NaN', '-'])
+      expect(code(t), t).toBe('invalid_json');
+  });
+  it('keeps __proto__ and constructor as data, touching no prototype', () => {
+    const r = parseJsonValue('{"__proto__":{"polluted":true},"constructor":{"prototype":{"x":1}},"a":1}');
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const v = r.value as Record<string, unknown>;
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+    expect(Object.hasOwn(v, '__proto__')).toBe(true);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    // Survives the record round trip as data.
+    const d = decodeRecord(k('key'), encodeRecord({ v: 1, op: 'put', value: v, wid: 'w' }));
+    expect(d.op).toBe('put');
+    if (d.op === 'put') {
+      expect(JSON.stringify(d.value)).toBe(JSON.stringify(v));
+      expect(Object.keys(d.value as object)).toEqual(['__proto__', 'constructor', 'a']);
+    }
+    expect(canonicalJson(v)).toBe(
+      '{"__proto__":{"polluted":true},"a":1,"constructor":{"prototype":{"x":1}}}',
+    );
+  });
+});
+
+describe('requestFingerprint', () => {
+  const fp = requestFingerprint;
+  it('is equal for the same request, whatever the member order of the value', () => {
+    expect(fp({ op: 'put', key: 'k', value: { a: 1, b: 2 } })).toBe(
+      fp({ op: 'put', key: 'k', value: { b: 2, a: 1 } }),
+    );
+    expect(fp({ op: 'put', key: 'k', value: 1 })).toMatch(/^[0-9a-f]{64}$/);
+  });
+  it('differs when method, key, value, conditions or ttl differ', () => {
+    const base = { op: 'put' as const, key: 'k', value: 1 };
+    const all = [
+      fp(base),
+      fp({ ...base, op: 'del' }),
+      fp({ ...base, key: 'k2' }),
+      fp({ ...base, value: 2 }),
+      fp({ ...base, value: '1' }),
+      fp({ ...base, value: [1] }),
+      fp({ ...base, ifMatch: '0-1' }),
+      fp({ ...base, ifMatch: '*' }),
+      fp({ ...base, ifNoneMatch: true }),
+      fp({ ...base, ttlMs: 1000 }),
+    ];
+    expect(new Set(all).size).toBe(all.length);
   });
 });

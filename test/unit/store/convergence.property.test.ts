@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decide, type Entry } from '../../../src/core/decide.js';
-import { decodeRecord, type WriteOp } from '../../../src/core/record.js';
+import { decide, type Entry, IDEM_WINDOW_MS, WID_WINDOW_MS } from '../../../src/core/decide.js';
+import { decodeRecord, requestFingerprint, type WriteOp } from '../../../src/core/record.js';
+import { parseVersion } from '../../../src/core/version.js';
 import { type LogRecord, ReplicaStore } from '../../../src/store/replica-store.js';
 import { rec, recomputeDigests, tempDir } from './fixtures.js';
 
@@ -10,7 +11,9 @@ import { rec, recomputeDigests, tempDir } from './fixtures.js';
  * Convergence: replica A applies each partition's log in one batch; replica B applies the same log in random
  * batch sizes, with redelivery (rewinding to an earlier offset as Kafka does when committed offsets lag), crashes
  * inside the transaction mid-batch, and close/reopen. Both must end byte-identical, with every record applied
- * exactly once, and equal to a model built from the pure `decide` alone.
+ * exactly once, and equal to a model built from the pure `decide` alone. The log has what real logs have:
+ * second copies of records (a producer retry appended twice: same wid), idempotency keys reused for other
+ * requests, producers whose clocks are seconds apart, and gaps longer than the wid and idempotency windows.
  */
 
 const PARTITIONS = 3;
@@ -20,7 +23,8 @@ type GenOp =
   | { t: 'put'; key: number; value: number; cond: Cond; ttl: number | null; idem: number | null }
   | { t: 'del'; key: number; cond: Cond; idem: number | null }
   | { t: 'hb' }
-  | { t: 'invalid'; key: number; variant: number };
+  | { t: 'invalid'; key: number; variant: number }
+  | { t: 'copy'; back: number };
 /** ifMatch back-references a recent earlier record (current or stale version), or is '*' / bogus. */
 type Cond =
   | { c: 'none' }
@@ -59,11 +63,19 @@ const opArb: fc.Arbitrary<GenOp> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({ t: fc.constant('invalid' as const), key: keyArb, variant: fc.nat(4) }),
   },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('copy' as const), back: fc.nat(6) }) },
 );
+const SKEW_MS = 5000;
 const stepArb = fc.record({
   op: opArb,
   gap: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 4 })),
-  dt: fc.integer({ min: -15, max: 60 }),
+  dt: fc.oneof(
+    { weight: 8, arbitrary: fc.integer({ min: -15, max: 60 }) },
+    // Two producers whose clocks are 5 s apart, writing in turn.
+    { weight: 2, arbitrary: fc.constantFrom(-SKEW_MS, SKEW_MS) },
+    // Long quiet periods: wid and idempotency memories run out.
+    { weight: 1, arbitrary: fc.constantFrom(WID_WINDOW_MS, IDEM_WINDOW_MS) },
+  ),
 });
 const logArb = fc.array(fc.array(stepArb, { maxLength: 40 }), {
   minLength: PARTITIONS,
@@ -124,6 +136,7 @@ function buildLog(p: number, steps: Array<{ op: GenOp; gap: number; dt: number }
       }
     };
     const idem = (n: number | null) => (n === null ? {} : { idem: `idem-${n}` });
+    const wid = `w${p}-${i}`;
     switch (op.t) {
       case 'put': {
         const body: WriteOp = {
@@ -133,15 +146,13 @@ function buildLog(p: number, steps: Array<{ op: GenOp; gap: number; dt: number }
           ...(op.ttl === null ? {} : { ttlMs: op.ttl }),
           ...cond(op.cond),
           ...idem(op.idem),
-          wid: 'gen',
+          wid,
         };
         out.push(rec(offset, ts, key(op.key), body));
         break;
       }
       case 'del':
-        out.push(
-          rec(offset, ts, key(op.key), { v: 1, op: 'del', ...cond(op.cond), ...idem(op.idem), wid: 'gen' }),
-        );
+        out.push(rec(offset, ts, key(op.key), { v: 1, op: 'del', ...cond(op.cond), ...idem(op.idem), wid }));
         break;
       case 'hb':
         out.push(rec(offset, ts, null, { v: 1, op: 'hb', node: 'gen' }));
@@ -159,38 +170,91 @@ function buildLog(p: number, steps: Array<{ op: GenOp; gap: number; dt: number }
         out.push({ offset, timestamp: ts, key: rk, value: rv });
         break;
       }
+      case 'copy': {
+        // The same record bytes again, later in the log: what kafkajs's retry across a leader change can do.
+        const orig = out[out.length - 1 - (op.back % Math.max(1, out.length))];
+        if (orig === undefined) out.push(rec(offset, ts, null, { v: 1, op: 'hb', node: 'gen' }));
+        else out.push({ offset, timestamp: ts, key: orig.key, value: orig.value });
+        break;
+      }
     }
   }
   return out;
 }
 
-/** The expected kv rows, from `decide` alone: one pass per partition, purge at the final log clock. */
-function model(logs: LogRecord[][]): Array<Entry & { partition: number }> {
+/**
+ * The expected kv rows and write outcomes, from `decide` alone: one pass per partition with the wid and
+ * idempotency memories kept in maps (never pruned: `decide` ignores what is out of its window), purge at the
+ * final log clock.
+ */
+function model(logs: LogRecord[][]): {
+  kv: Array<Entry & { partition: number }>;
+  writes: Array<{ partition: number; offset: number; status: string; reason: string | null }>;
+} {
   const kv = new Map<string, Entry & { partition: number }>();
+  const writes: Array<{ partition: number; offset: number; status: string; reason: string | null }> = [];
   for (const [p, log] of logs.entries()) {
-    const idem = new Map<string, string>();
+    const idem = new Map<string, { version: string; fp: string; at: number }>();
+    const wids = new Map<string, { version: string; at: number }>();
+    const outcomes = new Map<number, { status: string; reason: string | null }>();
     let clock: number | null = null;
     for (const r of log) {
       clock = clock === null ? r.timestamp : Math.max(clock, r.timestamp);
       const d = decodeRecord(r.key, r.value);
-      const ik =
-        (d.op === 'put' || d.op === 'del') && d.idem !== undefined ? `${d.key}\u001f${d.idem}` : undefined;
+      const w = d.op === 'put' || d.op === 'del' ? d : undefined;
+      const ik = w?.idem !== undefined ? `${w.key}\u001f${w.idem}` : undefined;
       const key = d.op === 'hb' ? null : d.key;
+      const seenWid = w === undefined ? undefined : wids.get(w.wid);
       const decision = decide(key === null ? undefined : kv.get(key), d, {
         partition: p,
         offset: r.offset,
         timestamp: clock,
         seenIdem: ik === undefined ? undefined : idem.get(ik),
+        seenWid,
+        resolveVersion: (v) => {
+          const o = outcomes.get(parseVersion(v)?.offset ?? -1);
+          return o?.status === 'duplicate' && o.reason !== null ? o.reason : v;
+        },
       });
+      const version = `${p}-${r.offset}`;
       if (decision.kind === 'put') kv.set(decision.entry.key, { ...decision.entry, partition: p });
       if (decision.kind === 'delete' && key !== null) kv.delete(key);
-      if (ik !== undefined && ['put', 'delete', 'reject'].includes(decision.kind))
-        idem.set(ik, `${p}-${r.offset}`);
+      const outcome =
+        decision.kind === 'put' || decision.kind === 'delete'
+          ? { status: 'applied', reason: null }
+          : decision.kind === 'reject'
+            ? { status: 'rejected', reason: decision.reason as string }
+            : decision.kind === 'duplicate'
+              ? { status: 'duplicate', reason: decision.of }
+              : undefined;
+      if (outcome !== undefined) {
+        outcomes.set(r.offset, outcome);
+        writes.push({ partition: p, offset: r.offset, ...outcome });
+      }
+      const decided = ['put', 'delete', 'reject'].includes(decision.kind);
+      const reused = decision.kind === 'reject' && decision.reason === 'idempotency_key_reused';
+      if (w !== undefined && ik !== undefined && decided && !reused) {
+        idem.set(ik, { version, fp: requestFingerprint(w), at: clock });
+      }
+      if (
+        w !== undefined &&
+        !(
+          decision.kind === 'duplicate' &&
+          seenWid !== undefined &&
+          decision.of === seenWid.version &&
+          clock - seenWid.at < WID_WINDOW_MS
+        )
+      ) {
+        wids.set(w.wid, { version: decision.kind === 'duplicate' ? decision.of : version, at: clock });
+      }
     }
     for (const [k, e] of kv)
       if (e.partition === p && e.expiresAt !== null && clock !== null && e.expiresAt <= clock) kv.delete(k);
   }
-  return [...kv.values()].sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+  return {
+    kv: [...kv.values()].sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key))),
+    writes,
+  };
 }
 
 let tmp: ReturnType<typeof tempDir>;
@@ -274,7 +338,28 @@ describe('replica convergence', () => {
           const dumpB = b.dumpState();
           expect(dumpB).toEqual(dumpA);
           expect(b.digests()).toEqual(a.digests());
-          expect(dumpA.kv).toEqual(model(logs));
+          const expected = model(logs);
+          expect(dumpA.kv).toEqual(expected.kv);
+          expect(
+            dumpA.writes.map(({ partition, offset, status, reason }) => ({
+              partition,
+              offset,
+              status,
+              reason,
+            })),
+          ).toEqual(expected.writes);
+          // Reads judge expiry by the partition clock: both replicas answer every key alike, and exactly the
+          // entries a conditional write at that clock would see as live.
+          for (let p = 0; p < PARTITIONS; p++) {
+            for (let k = 0; k < KEYS; k++) {
+              const key = `p${p}/k${k}`;
+              const live = expected.kv.find((e) => e.key === key);
+              const { partition: _p, ...entry } = live ?? { partition: 0 };
+              expect(a.get(key)).toEqual(live === undefined ? undefined : entry);
+              expect(b.get(key)).toEqual(a.get(key));
+            }
+          }
+          expect(b.scan({ prefix: '', limit: 1000 })).toEqual(a.scan({ prefix: '', limit: 1000 }));
           const recomputed = recomputeDigests(dumpA);
           for (const info of dumpA.partitions) {
             const log = logs[info.partition]!;

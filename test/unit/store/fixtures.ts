@@ -18,17 +18,21 @@ export function rec(offset: number, timestamp: number, key: string | null, op: W
   return { offset, timestamp, key: key === null ? null : encodeKey(key), value: encodeRecord(op) };
 }
 
+/** Every write gets its own write id, as the API gives it: equal wids mean two copies of one record. */
+let widSeq = 0;
+const nextWid = () => `test-${++widSeq}`;
+
 export const put = (value: unknown, extra: Partial<Extract<WriteOp, { op: 'put' }>> = {}): WriteOp => ({
   v: 1,
   op: 'put',
   value,
-  wid: 'test',
+  wid: nextWid(),
   ...extra,
 });
 export const del = (extra: Partial<Extract<WriteOp, { op: 'del' }>> = {}): WriteOp => ({
   v: 1,
   op: 'del',
-  wid: 'test',
+  wid: nextWid(),
   ...extra,
 });
 export const hb = (node = 'n1'): WriteOp => ({ v: 1, op: 'hb', node });
