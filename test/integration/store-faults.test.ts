@@ -109,10 +109,10 @@ describe.skipIf(!cluster)('store under faults', () => {
       await new Promise((r) => setTimeout(r, 500));
       await victim.restart();
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    // Enough acknowledged writes to make the check meaningful, however slow the machine (liveness bound).
+    await eventually('500 acknowledged writes', () => (acked > 500 ? true : undefined), 300_000, 250);
     stop = true;
     await load;
-    expect(acked).toBeGreaterThan(500);
 
     await eventually(
       'equal digests after kills',
