@@ -79,10 +79,18 @@ export function openApiDocument(config: NodeConfig): Json {
       headers: { ETag: { schema: { type: 'string' } }, 'Lagoon-Session': { schema: { type: 'string' } } },
     },
     202: json(PendingWrite, 'Conditional write not decided in time; poll href'),
-    400: problem('Invalid key, value, header or query'),
+    400: problem(
+      'Invalid key, value (invalid_value: not representable JSON, e.g. 1e400 or nesting deeper than 1000; unsafe_integer: an integer beyond ±(2^53−1)), header or query',
+    ),
     412: problem('Condition not met'),
     413: problem('Value too large'),
-    503: problem('Kafka cannot take writes (definite: nothing written); Retry-After set'),
+    415: problem('Not application/json'),
+    422: problem(
+      'idempotency_key_reused: this Idempotency-Key was used for a different request; nothing written',
+    ),
+    503: problem(
+      'Definite, nothing written; Retry-After set: kafka_unavailable (no broker reachable, or ISR below min.insync.replicas), topic_unsafe, overloaded',
+    ),
     504: problem('Outcome unknown (indefinite): retry with the same Idempotency-Key'),
   };
   return {

@@ -87,7 +87,17 @@ export const NodeStatus = z.object({
   node: z.string(),
   role: z.string(),
   topic: z.string(),
-  replica: z.object({ state: z.string(), group: z.string(), lastError: z.string().nullable() }),
+  replica: z.object({
+    state: z.string(),
+    group: z.string(),
+    lastError: z.string().nullable(),
+    /** Set when the replica refused its log (another topic or cluster, a log ending below its offsets). */
+    problem: z.object({ code: z.string(), message: z.string() }).nullable().optional(),
+    /** Records found in a partition their key does not belong to (never applied). */
+    misrouted: z.object({ count: z.number().int(), last: z.string().nullable() }).optional(),
+  }),
+  /** Why this node takes no writes because of its topic (unchecked, missing, unsafe), or null. */
+  topicProblem: z.string().nullable().optional(),
   partitions: z.array(PartitionStatus),
   brokers: z.object({
     reachable: z.boolean(),
