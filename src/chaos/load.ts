@@ -303,10 +303,16 @@ export class Load {
     this.ops.push(op);
     let retire = false;
     try {
-      const r = await fetch(url, {
-        ...init,
-        signal: AbortSignal.timeout(this.opts.clientTimeoutMs ?? 15_000),
-      });
+      const deadline = AbortSignal.timeout(this.opts.clientTimeoutMs ?? 15_000);
+      let r: Response;
+      try {
+        r = await fetch(url, { ...init, signal: deadline });
+      } catch (e) {
+        // A pooled keep-alive connection the server closed just as the request went out: a read has no
+        // effect, so it is sent again within the same op (and the same deadline); a write never is.
+        if (op.kind !== 'read' || !isStaleSocket(e)) throw e;
+        r = await fetch(url, { ...init, signal: deadline });
+      }
       const text = await r.text();
       op.completeAt = now();
       let body: unknown;
@@ -346,6 +352,12 @@ export class Load {
     // An op with an unknown outcome may still happen: its process is done (Jepsen); a new id takes the session.
     this.idle.push(retire ? this.newProc(proc.token) : proc);
   }
+}
+
+/** undici's "other side closed" / reset on a reused connection. */
+function isStaleSocket(e: unknown): boolean {
+  const code = (e as { cause?: { code?: string } })?.cause?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -210,6 +210,12 @@ async function inject(env: ChaosEnv, f: PlannedFault, rng: () => number): Promis
     }),
   );
   const brokerIds = resolved.filter((r) => r.a.type !== 'kill-node').map((r) => r.id);
+  const downed = resolved.filter((r) => r.a.type === 'kill-broker' || r.a.type === 'stop-broker');
+  if (downed.length === env.cluster.brokerCount) {
+    // The whole cluster is down: bring it back as one (each broker's readiness needs the others' quorum).
+    heals.length = 0;
+    heals.push(() => env.cluster.start({ timeoutMs: 180_000 }));
+  }
   const affected = [...leaderMap]
     .filter(([, leader]) => brokerIds.includes(leader))
     .map(([p]) => p)
@@ -300,18 +306,58 @@ async function settle(
   return false;
 }
 
-/** GET /v1/digest, an eventual read of every key, /v1/writes of every version seen, end offsets: per node. */
+/**
+ * Every node's end offsets and digests, taken together: heartbeat records keep extending idle partitions,
+ * so the pair is retaken (a few times, bounded) until each node's applied offsets equal the end offsets
+ * it reports and all nodes agree; the last try is kept if they never do.
+ */
+async function offsetsSnapshot(
+  env: ChaosEnv,
+): Promise<Map<string, { digests: DigestBody['partitions']; endOffsets: Record<number, number> }>> {
+  let out = new Map<string, { digests: DigestBody['partitions']; endOffsets: Record<number, number> }>();
+  for (let attempt = 0; attempt < 20; attempt++) {
+    out = new Map();
+    await Promise.all(
+      env.nodes.map(async (n) => {
+        try {
+          const st = await getJson<StatusBody>(`${n.url}/v1/status`);
+          const dg = await getJson<DigestBody>(`${n.url}/v1/digest`);
+          out.set(n.id, {
+            digests: dg.partitions,
+            endOffsets: Object.fromEntries(st.partitions.map((p) => [p.partition, p.endOffset])),
+          });
+        } catch {
+          // a node that does not answer has no finals; the convergence checker says so
+        }
+      }),
+    );
+    const all = [...out.values()];
+    const first = all[0] ? JSON.stringify(all[0].digests) : '';
+    const agreed =
+      all.length === env.nodes.length &&
+      all.every(
+        (x) =>
+          JSON.stringify(x.digests) === first &&
+          x.digests.every((d) => x.endOffsets[d.partition] === d.appliedOffset),
+      );
+    if (agreed) break;
+    await sleep(300);
+  }
+  return out;
+}
+
+/** Per node: digests and end offsets (taken together), an eventual read of every key, /v1/writes of every version seen. */
 async function collectFinals(env: ChaosEnv, keys: string[], versions: string[]): Promise<NodeFinal[]> {
+  const snap = await offsetsSnapshot(env);
   return Promise.all(
     env.nodes.map(async (n): Promise<NodeFinal> => {
-      const final: NodeFinal = { node: n.id, digests: [], values: {}, writes: {}, endOffsets: {} };
-      try {
-        final.digests = (await getJson<DigestBody>(`${n.url}/v1/digest`)).partitions;
-        const st = await getJson<StatusBody>(`${n.url}/v1/status`);
-        for (const p of st.partitions) final.endOffsets[p.partition] = p.endOffset;
-      } catch {
-        // a node that does not answer has no finals; the convergence checker says so
-      }
+      const final: NodeFinal = {
+        node: n.id,
+        digests: snap.get(n.id)?.digests ?? [],
+        values: {},
+        writes: {},
+        endOffsets: snap.get(n.id)?.endOffsets ?? {},
+      };
       await pool(keys, 16, async (k) => {
         try {
           const r = await fetch(`${n.url}/v1/kv/${encodeURIComponent(k)}`, {
@@ -337,6 +383,20 @@ async function collectFinals(env: ChaosEnv, keys: string[], versions: string[]):
       return final;
     }),
   );
+}
+
+/** The tail of each broker's server.log, next to the report (the run's data dir is removed after it). */
+function copyBrokerLogs(env: ChaosEnv, outDir: string): void {
+  if (!env.dataDir) return;
+  for (const b of env.cluster.layout.brokers) {
+    try {
+      const text = fs.readFileSync(b.serverLog, 'utf8');
+      fs.mkdirSync(path.join(outDir, 'logs'), { recursive: true });
+      fs.writeFileSync(path.join(outDir, 'logs', `broker-${b.id}.log`), text.slice(-256 * 1024));
+    } catch {
+      // no log yet
+    }
+  }
 }
 
 /** Runs one scenario end to end and writes its report. Never leaves a broker or node behind. */
@@ -501,6 +561,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       }),
     );
     fs.writeFileSync(path.join(opts.outDir, 'history.json'), JSON.stringify(history));
+    copyBrokerLogs(env, opts.outDir);
     for (const n of env.nodes) {
       if (n.logFile && fs.existsSync(n.logFile)) {
         fs.mkdirSync(path.join(opts.outDir, 'logs'), { recursive: true });
