@@ -40,9 +40,11 @@ export function plotSeries(input: PlotInput): PlotSeries {
   const lat: number[][] = Array.from({ length: seconds }, () => []);
   for (const o of input.ops) {
     const i = Math.min(seconds - 1, Math.max(0, Math.floor((o.invokeAt - input.startAt) / 1000)));
+    // A 412 is the store's answer to a condition, not an error: it is neither ok nor a failure here.
+    const rejected = o.kind === 'write' && o.verdict === 'rejected';
     if (o.outcome === 'ok') (o.kind === 'write' ? okWrites : okReads)[i]!++;
-    else if (o.outcome === 'fail') fails[i]!++;
-    else unknowns[i]!++;
+    else if (o.outcome === 'fail' && !rejected) fails[i]!++;
+    else if (o.outcome === 'unknown') unknowns[i]!++;
     if (o.kind === 'write' && o.completeAt !== undefined) lat[i]!.push(o.completeAt - o.invokeAt);
   }
   return {
@@ -152,11 +154,11 @@ export function renderPlot(input: PlotInput): string {
   const maxLat = niceMax(Math.max(10, ...writes.map((o) => o.completeAt! - o.invokeAt)));
   const p1 = panel(0, 'Write latency (ms, log scale)', 10 ** Math.ceil(Math.log10(maxLat)), true, '');
   const stride = Math.max(1, Math.ceil(writes.length / 4000));
-  const color = { ok: '#2ca02c', fail: '#d62728', unknown: '#ff7f0e' } as const;
+  const color = { ok: '#2ca02c', fail: '#d62728', unknown: '#ff7f0e', rejected: '#999999' } as const;
   for (let k = 0; k < writes.length; k += stride) {
     const o = writes[k]!;
     out.push(
-      `<circle cx="${n1(p1.x((o.invokeAt - input.startAt) / 1000))}" cy="${n1(p1.y(o.completeAt! - o.invokeAt))}" r="1.3" fill="${color[o.outcome]}" fill-opacity="0.5"/>`,
+      `<circle cx="${n1(p1.x((o.invokeAt - input.startAt) / 1000))}" cy="${n1(p1.y(o.completeAt! - o.invokeAt))}" r="1.3" fill="${color[o.kind === 'write' && o.verdict === 'rejected' ? 'rejected' : o.outcome]}" fill-opacity="0.5"/>`,
     );
   }
   const mid = (i: number) => i + 0.5;
@@ -174,6 +176,7 @@ export function renderPlot(input: PlotInput): string {
     ['ok', color.ok],
     ['fail', color.fail],
     ['unknown', color.unknown],
+    ['412 (condition)', color.rejected],
     ['p50 (line)', '#000'],
     ['p99 (dashed)', '#555'],
   ]);
@@ -198,7 +201,7 @@ export function renderPlot(input: PlotInput): string {
 
   // 3. Errors.
   const maxErr = niceMax(Math.max(1, ...series.fails, ...series.unknowns));
-  const p3 = panel(2, 'Errors per second', maxErr, false, '');
+  const p3 = panel(2, 'Errors per second (412s apart)', maxErr, false, '');
   out.push(
     `<path d="${path(
       series.fails.map((v, i) => [mid(i), v]),

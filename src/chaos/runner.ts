@@ -123,6 +123,27 @@ async function leaders(env: ChaosEnv): Promise<Map<number, number>> {
   }
 }
 
+/** The latest partition → leader map and when it was read. */
+interface LeaderCache {
+  at: number;
+  map: Map<number, number>;
+}
+
+/** Keeps `cache` fresh (every 2 s) until stopped. */
+function watchLeaders(env: ChaosEnv, cache: LeaderCache): () => void {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      const map = await leaders(env);
+      if (map.size > 0) Object.assign(cache, { at: Date.now(), map });
+      await sleep(2000);
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}
+
 /** Tells the dashboards (best effort, any node that answers). */
 async function postEvent(env: ChaosEnv, kind: string, target: string, message: string): Promise<void> {
   for (const n of env.nodes) {
@@ -147,12 +168,18 @@ interface Injected {
 }
 
 /** Resolves the fault's targets against the live cluster and injects it. */
-async function inject(env: ChaosEnv, f: PlannedFault, rng: () => number): Promise<Injected> {
-  const needsLeaders = f.actions.some(
-    (a) => a.type !== 'kill-node' && (a.target.kind === 'leader' || a.target.kind === 'other'),
-  );
-  const leaderMap =
-    needsLeaders || f.actions.some((a) => a.type !== 'kill-node') ? await leaders(env) : new Map();
+async function inject(
+  env: ChaosEnv,
+  f: PlannedFault,
+  rng: () => number,
+  cached: LeaderCache,
+): Promise<Injected> {
+  // Leaders as of a moment ago (a metadata round trip on a busy machine can take seconds).
+  const leaderMap: Map<number, number> = f.actions.every((a) => a.type === 'kill-node')
+    ? new Map()
+    : Date.now() - cached.at < 5000 && cached.map.size > 0
+      ? cached.map
+      : await leaders(env);
   const chosen: number[] = [];
   const pickBroker = async (t: BrokerTarget): Promise<number> => {
     const live = env.cluster
@@ -221,7 +248,10 @@ async function inject(env: ChaosEnv, f: PlannedFault, rng: () => number): Promis
     .map(([p]) => p)
     .sort((a, b) => a - b);
   const description = f.actions
-    .map((a, i) => `${describeAction(a)}${a.type === 'kill-node' ? '' : ` (broker ${resolved[i]!.id})`}`)
+    .map(
+      (a, i) =>
+        `${describeAction(a)}${a.type === 'kill-node' || a.target.kind === 'broker' ? '' : ` (broker ${resolved[i]!.id})`}`,
+    )
     .join('; ');
   const window: FaultWindow = { kind: f.kind, target: targets.sort().join(','), startAt, endAt: startAt };
   return {
@@ -243,7 +273,7 @@ function sampleLag(env: ChaosEnv, samples: LagSample[]): () => void {
       env.nodes.map(async (n) => {
         const at = now();
         try {
-          const s = await getJson<StatusBody>(`${n.url}/v1/status`, 900);
+          const s = await getJson<StatusBody>(`${n.url}/v1/status`, 2500);
           samples.push({
             at,
             node: n.id,
@@ -415,6 +445,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const notes: string[] = [];
   const lag: LagSample[] = [];
   let stopSampling: (() => void) | undefined;
+  let stopLeaders: (() => void) | undefined;
   let load: Load | undefined;
   const injected: Injected[] = [];
   try {
@@ -447,6 +478,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         `faults at ${plan.faults.map((f) => `${(f.atMs / 1000).toFixed(1)} s (${f.durationMs / 1000} s)`).join(', ')}`,
     );
     stopSampling = sampleLag(env, lag);
+    const leaderCache: LeaderCache = { at: 0, map: new Map() };
+    stopLeaders = watchLeaders(env, leaderCache);
     const t0 = now();
     load.start();
     const l = load;
@@ -467,7 +500,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         await sleep(t0 + f.atMs - now(), signal);
         if (signal?.aborted) break;
         progress(`Injecting ${f.kind} (${f.actions.map(describeAction).join('; ')})…`);
-        const inj = await inject(env, f, rng);
+        const inj = await inject(env, f, rng, leaderCache);
         injected.push(inj);
         progress(
           `Fault injected at ${((inj.window.startAt - t0) / 1000).toFixed(1)} s: ${f.kind}: ${inj.detail.description}`,
@@ -498,6 +531,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       clearInterval(ticker);
       progress(`Stopping the load; waiting for ${load.pending} request(s) in flight…`);
       await load.stop();
+      stopLeaders();
     }
     const endAt = now();
     if (signal?.aborted) throw new LagoonError('aborted', 'Chaos run interrupted');
@@ -571,6 +605,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     return { report, reportPath, outDir: path.resolve(opts.outDir), history };
   } finally {
     stopSampling?.();
+    stopLeaders?.();
     await load?.stop();
     if (!opts.attach) progress('Stopping the cluster and nodes…');
     else {
