@@ -59,9 +59,12 @@ export interface FaultSummary {
   healS: number;
   endS: number;
   affectedPartitions: number[];
+  /** Writes invoked in the window, 412 verdicts apart. */
   writes: OutcomeCounts;
+  /** Conditional writes answered 412 in the window. */
+  rejected: number;
   reads: OutcomeCounts;
-  /** ok writes / writes invoked in the window (null when none were). */
+  /** ok writes / writes invoked in the window, 412s apart (null when none were). */
   writeAvailability: number | null;
   readAvailability: number | null;
   writeLatency: Latency;
@@ -175,7 +178,8 @@ export function buildReport(input: ReportInput): ChaosReport {
     const inside = (o: HistoryOp) => o.invokeAt >= w.startAt && o.invokeAt <= w.endAt;
     const ws = writes.filter(inside);
     const rs = reads.filter(inside);
-    const wc = countOutcomes(ws);
+    // A 412 is the store's answer to a condition: served, but neither an ok write nor an outage.
+    const wc = countOutcomes(ws.filter((x) => x.verdict !== 'rejected'));
     const rc = countOutcomes(rs);
     return {
       kind: w.kind,
@@ -186,6 +190,7 @@ export function buildReport(input: ReportInput): ChaosReport {
       endS: s(w.endAt),
       affectedPartitions: f.affectedPartitions,
       writes: wc,
+      rejected: ws.filter((x) => x.verdict === 'rejected').length,
       reads: rc,
       writeAvailability: ratio(wc),
       readAvailability: ratio(rc),
@@ -266,11 +271,11 @@ export function renderMarkdown(r: ChaosReport): string {
     r.counts.skipped > 0 ? `${r.counts.skipped} arrivals were skipped (too many requests in flight).\n` : '',
     '## Fault windows',
     '',
-    '| Fault | Target | Window (s) | Writes ok / fail / unknown | Write availability | Read availability | Write p99 ms | Failover ms | Recovery after heal ms |',
+    '| Fault | Target | Window (s) | Writes ok / fail / unknown (+ 412s) | Write availability | Read availability | Write p99 ms | Failover ms | Recovery after heal ms |',
     '|---|---|---|---|---|---|---|---|---|',
     ...r.faults.map(
       (f) =>
-        `| ${f.kind}: ${mdCell(f.description)} | ${f.target} | ${f.startS}–${f.healS}${f.endS !== f.healS ? ` (healed ${f.endS})` : ''} | ${cnt(f.writes)} | ${pct(f.writeAvailability)} | ${pct(f.readAvailability)} | ${fmt(f.writeLatency.p99)} | ${fmt(f.failoverMs)} | ${fmt(f.recoveryMs)} |`,
+        `| ${f.kind}: ${mdCell(f.description)} | ${f.target} | ${f.startS}–${f.healS}${f.endS !== f.healS ? ` (healed ${f.endS})` : ''} | ${cnt(f.writes)} (+ ${f.rejected}) | ${pct(f.writeAvailability)} | ${pct(f.readAvailability)} | ${fmt(f.writeLatency.p99)} | ${fmt(f.failoverMs)} | ${fmt(f.recoveryMs)} |`,
     ),
     '',
     `Failover (fault start → first acknowledged write on an affected partition): ${fmt(r.failoverMs, ' ms')}.`,
