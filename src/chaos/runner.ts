@@ -496,12 +496,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     }, 5000);
     const rng = mulberry32(opts.seed ^ 0xfa017);
     try {
+      // A fault that lands late (a slow metadata lookup or restart) shifts the rest of the schedule with
+      // it, so the planned gaps between faults are kept.
+      let slip = 0;
       for (const f of plan.faults) {
-        await sleep(t0 + f.atMs - now(), signal);
+        await sleep(t0 + f.atMs + slip - now(), signal);
         if (signal?.aborted) break;
         progress(`Injecting ${f.kind} (${f.actions.map(describeAction).join('; ')})…`);
         const inj = await inject(env, f, rng, leaderCache);
         injected.push(inj);
+        slip = Math.max(slip, inj.window.startAt - (t0 + f.atMs));
         progress(
           `Fault injected at ${((inj.window.startAt - t0) / 1000).toFixed(1)} s: ${f.kind}: ${inj.detail.description}`,
         );
@@ -519,6 +523,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           progress(`Healing failed: ${(e as Error).message.split('\n')[0]}`);
         }
         inj.window.endAt = now();
+        slip = Math.max(slip, inj.window.endAt - (t0 + f.atMs + f.durationMs));
         progress(
           `Healed at ${((inj.window.endAt - t0) / 1000).toFixed(1)} s (heal took ${((inj.window.endAt - inj.detail.healStartAt) / 1000).toFixed(1)} s)`,
         );
