@@ -97,13 +97,22 @@ export async function startOwnEnv(opts: {
     return closing;
   };
   try {
+    opts.progress(`Starting a 3-broker Kafka cluster in ${dataDir}…`);
+    let settled = false;
+    const starting = cluster.start({ owner: process.pid }).finally(() => {
+      settled = true;
+    });
+    starting.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     if (opts.proxied) {
-      // Before the brokers: they replicate through their proxies. Loaded only for the proxy scenarios.
+      // The brokers advertise (and replicate through) their proxies, so these must listen before the
+      // brokers are ready — but after the first start checked that every cluster port, proxies' included,
+      // is free, which is done once cluster.json exists. Loaded only for the proxy scenarios.
       const { startProxies } = await import('./proxy.js');
+      const deadline = Date.now() + 120_000;
+      while (!settled && !fs.existsSync(cluster.layout.stateFile) && Date.now() < deadline) await sleep(50);
       proxies = await startProxies(cluster);
     }
-    opts.progress(`Starting a 3-broker Kafka cluster in ${dataDir}…`);
-    await cluster.start({ owner: process.pid });
+    await starting;
     const bootstrap = cluster.bootstrap;
     const admin = kafkaClient({ brokers: bootstrap, clientId: 'lagoon-chaos' }).admin();
     await admin.connect();
@@ -223,6 +232,10 @@ export async function attachEnv(opts: {
     dataDir: undefined,
     close: async () => {},
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function tail(file: string, chars = 2000): string {
