@@ -7,6 +7,11 @@ export interface BrokerLayout {
   port: number;
   /** CONTROLLER listener: KRaft quorum traffic only; clients never talk to it. */
   controllerPort: number;
+  /**
+   * Where the broker's fault proxy listens. Used only by a proxied cluster, which advertises it instead
+   * of `port`, so clients and inter-broker replication all pass through the proxy (src/chaos/proxy.ts).
+   */
+  proxyPort: number;
   dir: string;
   logDir: string;
   propsFile: string;
@@ -21,15 +26,36 @@ export interface ClusterLayout {
   kafkaDir: string;
   stateFile: string;
   watchdogPidFile: string;
+  /** Brokers advertise their proxyPort (see BrokerLayout.proxyPort). */
+  proxied: boolean;
   brokers: BrokerLayout[];
 }
 
-/** Port scheme: broker i (1-based) gets PLAINTEXT base+i-1 and CONTROLLER base+100+i-1. */
-export function brokerPorts(basePort: number, id: number): { port: number; controllerPort: number } {
-  return { port: basePort + id - 1, controllerPort: basePort + 100 + id - 1 };
+/** Port scheme: broker i (1-based) gets PLAINTEXT base+i-1, CONTROLLER base+100+i-1 and proxy base+200+i-1. */
+export function brokerPorts(
+  basePort: number,
+  id: number,
+): { port: number; controllerPort: number; proxyPort: number } {
+  return {
+    port: basePort + id - 1,
+    controllerPort: basePort + 100 + id - 1,
+    proxyPort: basePort + 200 + id - 1,
+  };
 }
 
-export function clusterLayout(dataDir: string, brokerCount: number, basePort: number): ClusterLayout {
+/** Every port a cluster listens on, in the order of its brokers: the ones `checkPortsFree` probes. */
+export function clusterPorts(layout: ClusterLayout): number[] {
+  return layout.brokers.flatMap((b) =>
+    layout.proxied ? [b.port, b.controllerPort, b.proxyPort] : [b.port, b.controllerPort],
+  );
+}
+
+export function clusterLayout(
+  dataDir: string,
+  brokerCount: number,
+  basePort: number,
+  proxied = false,
+): ClusterLayout {
   const abs = path.resolve(dataDir);
   const kafkaDir = path.join(abs, 'kafka');
   const brokers: BrokerLayout[] = [];
@@ -52,11 +78,12 @@ export function clusterLayout(dataDir: string, brokerCount: number, basePort: nu
     kafkaDir,
     stateFile: path.join(kafkaDir, 'cluster.json'),
     watchdogPidFile: path.join(kafkaDir, 'watchdog.pid'),
+    proxied,
     brokers,
   };
 }
 
-/** Bootstrap list of every broker's client listener. */
+/** Bootstrap list of every broker's client listener, or of its proxy in a proxied cluster. */
 export function bootstrapOf(layout: ClusterLayout): string[] {
-  return layout.brokers.map((b) => `127.0.0.1:${b.port}`);
+  return layout.brokers.map((b) => `127.0.0.1:${layout.proxied ? b.proxyPort : b.port}`);
 }

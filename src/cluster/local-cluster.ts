@@ -8,7 +8,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { EVENTS_FILE, type LagoonEvent } from '../core/events.js';
 import { LagoonError } from '../errors.js';
 import { ensureKafkaJars, type KafkaJars, type Progress } from './jars.js';
-import { type BrokerLayout, bootstrapOf, type ClusterLayout, clusterLayout } from './layout.js';
+import { type BrokerLayout, bootstrapOf, type ClusterLayout, clusterLayout, clusterPorts } from './layout.js';
 import {
   isProcessOf,
   type ProcState,
@@ -31,6 +31,8 @@ interface ClusterState {
   basePort: number;
   kafkaVersion: string;
   createdAt: string;
+  /** Brokers advertise their fault proxies (absent in files written before proxied mode: false). */
+  proxied?: boolean;
 }
 
 export interface BrokerStatus {
@@ -47,6 +49,12 @@ export interface LocalClusterOptions {
   brokers?: number;
   /** First PLAINTEXT port; see layout.ts for the scheme. Ignored when the data dir already holds a cluster. */
   basePort?: number;
+  /**
+   * Brokers advertise a fault proxy's port (layout.ts: base+200+i-1) instead of their own, so every client
+   * and inter-broker replication goes through it; start the proxies with startProxies (src/chaos/proxy.ts)
+   * before the cluster. Ignored when the data dir already holds a cluster.
+   */
+  proxied?: boolean;
   /** Heap per broker JVM. */
   heap?: string;
   progress?: Progress;
@@ -84,6 +92,13 @@ export class LocalCluster {
             'Stop it and remove that directory, or use another --data-dir.',
         );
       }
+      if (opts.proxied !== undefined && opts.proxied !== (state.proxied ?? false)) {
+        throw new LagoonError(
+          'cluster_mismatch',
+          `${probe.kafkaDir} holds a ${state.proxied ? '' : 'non-'}proxied cluster. ` +
+            'Stop it and remove that directory, or use another --data-dir.',
+        );
+      }
     } else {
       const brokers = opts.brokers ?? 3;
       if (brokers !== 1 && brokers !== 3) {
@@ -95,9 +110,15 @@ export class LocalCluster {
         basePort: opts.basePort ?? 29092,
         kafkaVersion: '',
         createdAt: new Date().toISOString(),
+        // Only recorded when set, so a default cluster.json stays as it was.
+        ...(opts.proxied ? { proxied: true } : {}),
       };
     }
-    return new LocalCluster(clusterLayout(opts.dataDir, state.brokers, state.basePort), state, opts);
+    return new LocalCluster(
+      clusterLayout(opts.dataDir, state.brokers, state.basePort, state.proxied ?? false),
+      state,
+      opts,
+    );
   }
 
   /** Whether the data dir already records a cluster. */
@@ -105,8 +126,14 @@ export class LocalCluster {
     return fs.existsSync(clusterLayout(dataDir, 1, 0).stateFile);
   }
 
+  /** What clients bootstrap from: the brokers, or in a proxied cluster their proxies. */
   get bootstrap(): string[] {
     return bootstrapOf(this.layout);
+  }
+
+  /** Whether brokers advertise their fault proxies (see LocalClusterOptions.proxied). */
+  get proxied(): boolean {
+    return this.layout.proxied;
   }
 
   get brokerCount(): number {
@@ -374,15 +401,13 @@ export class LocalCluster {
   }
 
   private async checkPortsFree(): Promise<void> {
-    for (const b of this.layout.brokers) {
-      for (const port of [b.port, b.controllerPort]) {
-        if (!(await portFree(port))) {
-          throw new LagoonError(
-            'port_in_use',
-            `Port ${port} on 127.0.0.1 is taken. Another Lagoon cluster may be running with another data dir; ` +
-              'stop it, or choose other ports (--kafka-port).',
-          );
-        }
+    for (const port of clusterPorts(this.layout)) {
+      if (!(await portFree(port))) {
+        throw new LagoonError(
+          'port_in_use',
+          `Port ${port} on 127.0.0.1 is taken. Another Lagoon cluster may be running with another data dir; ` +
+            'stop it, or choose other ports (--kafka-port).',
+        );
       }
     }
   }
@@ -479,12 +504,15 @@ export function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port whose whole range (base..base+n-1 and base+100..base+100+n-1) is free: for tests run side by side. */
+/**
+ * A base port whose whole range (base..base+n-1, base+100.., and the proxy ports base+200..) is free: for
+ * tests run side by side. The proxy ports are checked even for a plain cluster, so one base fits both.
+ */
 export async function findFreeBasePort(brokers: number, lo = 30000, hi = 44000): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = lo + Math.floor(Math.random() * (hi - lo));
     const ports: number[] = [];
-    for (let i = 0; i < brokers; i++) ports.push(base + i, base + 100 + i);
+    for (let i = 0; i < brokers; i++) ports.push(base + i, base + 100 + i, base + 200 + i);
     const free = await Promise.all(ports.map(portFree));
     if (free.every(Boolean)) return base;
   }

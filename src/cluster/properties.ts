@@ -14,7 +14,11 @@ export function brokerProperties(cluster: ClusterLayout, broker: BrokerLayout): 
     'node.id': broker.id,
     'controller.quorum.voters': voters,
     listeners: `PLAINTEXT://127.0.0.1:${broker.port},CONTROLLER://127.0.0.1:${broker.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${broker.port}`,
+    // A proxied cluster advertises the broker's fault proxy: clients follow advertised addresses and
+    // replica fetchers connect to the leader's, so no client and no replication bypasses the proxy.
+    // The CONTROLLER listener (KRaft quorum, broker heartbeats) stays direct: proxy faults model a
+    // slow or partitioned data path, not a controller that fences the broker.
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${cluster.proxied ? broker.proxyPort : broker.port}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { HistoryOp, ReadOp, WriteOp } from '../../../src/chaos/history.js';
 import { linearizable } from '../../../src/chaos/checkers/linearizable.js';
+import type { HistoryOp, ReadOp, WriteOp } from '../../../src/chaos/history.js';
 import { hist, r, w } from './checker-fixtures.js';
 
 const read = (value: number | null, invokeAt: number, completeAt: number, p: Partial<ReadOp> = {}) =>
