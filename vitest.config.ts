@@ -16,6 +16,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // A liveness bound, not a speed one: a shared 2-core machine can be many times slower.
+          testTimeout: 120_000,
         },
       },
       {
