@@ -10,7 +10,7 @@ type Applied = Array<{ op: WriteOp; offset: number }>;
  * A session read whose token requires offset T on the key's partition (T = next offset to apply) must
  * reflect every write to the key known to be applied below T: no such write lies strictly between the
  * read's version and T. A 404 is offset -1, excused when the newest such write is a delete or some
- * delete may lie after it.
+ * delete may lie after it, below what the read could have seen (the token it got back).
  */
 export function sessionReads(h: History): CheckResult {
   const applied = appliedWritesByKey(h);
@@ -43,7 +43,10 @@ function missedWrite(r: ReadOp, required: number, applied: Applied, writes: Writ
   if (r.version === undefined) {
     // A 404 is current if the newest applied write is a delete, or a delete of unknown place may follow it.
     if (newest.op.value === null) return undefined;
-    if (mayDeleteBetween(writes, r.key, newest.offset, required)) return undefined;
+    // The read may have seen state beyond its token (up to the token it got back): a delete applied
+    // above the token excuses the 404 too.
+    const seenUpTo = Math.max(required, r.sessionOut?.[r.partition] ?? Number.POSITIVE_INFINITY);
+    if (mayDeleteBetween(writes, r.key, newest.offset, seenUpTo)) return undefined;
   }
   return newest;
 }

@@ -89,6 +89,16 @@ describe('session-reads', () => {
     expect(sessionReads(hist([put, unknownDel, miss])).valid).toBe(true);
   });
 
+  it('excuses a 404 by a delete above the token that the read had already seen', () => {
+    // Seen in a chaos run: token 0:6, the replica had applied up to 9 and a delete at 0-8 was among it.
+    const delLater = w({ value: null, version: '0-8' });
+    const sawDelete = session({ sessionIn: { 0: 6 }, sessionOut: { 0: 9 }, value: null });
+    expect(sessionReads(hist([put, delLater, sawDelete])).valid).toBe(true);
+    // But not a delete the read cannot have seen (beyond the token it got back).
+    const tooEarly = session({ sessionIn: { 0: 6 }, sessionOut: { 0: 7 }, value: null });
+    expect(sessionReads(hist([put, delLater, tooEarly])).valid).toBe(false);
+  });
+
   it('ignores reads at other levels and failed reads', () => {
     const eventual = r({ consistency: 'eventual', sessionIn: { 0: 6 }, value: null });
     const timedOut = session({ sessionIn: { 0: 6 }, outcome: 'fail', status: 504 });
