@@ -43,11 +43,13 @@ export function brokerPorts(
   };
 }
 
-/** Every port a cluster listens on, in the order of its brokers: the ones `checkPortsFree` probes. */
+/**
+ * The ports the brokers themselves listen on: what `checkPortsFree` probes before a first start. Proxy
+ * ports are not among them: the proxies may already listen there (they start before the brokers), and
+ * a taken proxy port fails the proxy's own listen.
+ */
 export function clusterPorts(layout: ClusterLayout): number[] {
-  return layout.brokers.flatMap((b) =>
-    layout.proxied ? [b.port, b.controllerPort, b.proxyPort] : [b.port, b.controllerPort],
-  );
+  return layout.brokers.flatMap((b) => [b.port, b.controllerPort]);
 }
 
 export function clusterLayout(

@@ -87,6 +87,41 @@ describe('FaultProxy', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2 * (50 - 40));
   });
 
+  it('delays each direction by about the set latency', async () => {
+    const { proxy } = await setup();
+    const c = await connect(proxy.port);
+    cleanups.push(async () => void c.destroy());
+    proxy.setFault({ kind: 'latency', ms: 150 });
+    const started = Date.now();
+    const got = receive(c, 4);
+    c.write('ping');
+    expect((await got).toString()).toBe('ping');
+    // Up and down are each held 150 ms; a little slack for timer granularity.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(280);
+  });
+
+  it('drops bytes on an existing connection during a black-hole and forwards new ones after', async () => {
+    const { proxy } = await setup();
+    const c = await connect(proxy.port);
+    cleanups.push(async () => void c.destroy());
+    const first = receive(c, 3);
+    c.write('one');
+    expect((await first).toString()).toBe('one');
+    const received: Buffer[] = [];
+    const onData = (d: Buffer) => received.push(d);
+    c.on('data', onData);
+    proxy.setFault({ kind: 'blackhole' });
+    c.write('lost');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(Buffer.concat(received).length).toBe(0);
+    expect(proxy.stats().bytesDropped).toBeGreaterThanOrEqual(4);
+    c.off('data', onData);
+    proxy.setFault({ kind: 'none' });
+    const after = receive(c, 3);
+    c.write('two');
+    expect((await after).toString()).toBe('two');
+  });
+
   it('black-holes traffic, then forwards new bytes once healed', async () => {
     const { proxy } = await setup();
     proxy.setFault({ kind: 'blackhole' });
@@ -108,14 +143,30 @@ describe('FaultProxy', () => {
 
   it('resets existing and new connections', async () => {
     const { proxy } = await setup();
+    const outcome = (s: net.Socket) =>
+      new Promise<string>((r) => {
+        s.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
+        s.once('close', () => r('closed without error'));
+      });
     const c = await connect(proxy.port);
-    const closed = new Promise<string>((r) => {
-      c.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
-      c.once('close', () => r('close'));
-    });
+    // Proves the link is up before the fault (the reset must hit a connected link, not a connecting one).
+    const echoed = receive(c, 2);
+    c.write('hi');
+    await echoed;
+    const existing = outcome(c);
     proxy.setFault({ kind: 'reset' });
-    expect(['ECONNRESET', 'close']).toContain(await closed);
-    expect(proxy.stats().resets).toBeGreaterThanOrEqual(1);
+    expect(await existing).toBe('ECONNRESET');
+    const d = net.connect({ host: '127.0.0.1', port: proxy.port });
+    // A write keeps the client reading, so the RST surfaces as an error even if it races the handshake.
+    d.on('connect', () => d.write('x'));
+    expect(await outcome(d)).toBe('ECONNRESET');
+    expect(proxy.stats().resets).toBeGreaterThanOrEqual(2);
+    proxy.setFault({ kind: 'none' });
+    const e = await connect(proxy.port);
+    cleanups.push(async () => void e.destroy());
+    const got = receive(e, 2);
+    e.write('ok');
+    expect((await got).toString()).toBe('ok');
   });
 
   it('limits bandwidth', async () => {
