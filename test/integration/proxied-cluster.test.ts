@@ -1,0 +1,135 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FaultProxy, startProxies } from '../../src/chaos/proxy.js';
+import { findFreeBasePort, LocalCluster } from '../../src/cluster/local-cluster.js';
+import { kafkaClient } from '../../src/log/kafka-client.js';
+import { ensureTopic } from '../../src/log/topic.js';
+import { eventually, localCluster, uniqueName } from '../support/kafka.js';
+
+// Runs only where the suite has a local cluster (JVMs and jars), but starts its own proxied cluster:
+// the shared one must not have its listeners rerouted.
+const local = localCluster();
+
+/** Broker addresses as a metadata request through `bootstrap` lists them, by node id. */
+async function advertised(bootstrap: string[]): Promise<Map<number, string>> {
+  const admin = kafkaClient(
+    { brokers: bootstrap, clientId: uniqueName('proxied-meta') },
+    { connectionTimeout: 2000, requestTimeout: 3000, retry: { retries: 0 } },
+  ).admin();
+  await admin.connect();
+  try {
+    const desc = await admin.describeCluster();
+    return new Map(desc.brokers.map((b) => [b.nodeId, `${b.host}:${b.port}`]));
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+describe.skipIf(!local)('proxied local cluster', () => {
+  let dataDir: string | undefined;
+  let cluster: LocalCluster | undefined;
+  let proxies = new Map<number, FaultProxy>();
+
+  const proxyAddress = (id: number) => `127.0.0.1:${cluster!.broker(id).proxyPort}`;
+
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-proxied-'));
+    cluster = LocalCluster.open({
+      dataDir,
+      brokers: 3,
+      basePort: await findFreeBasePort(3),
+      proxied: true,
+      progress: (line) => console.log(`[proxied kafka] ${line}`),
+    });
+    // Proxies first: the brokers replicate through them from the start.
+    proxies = await startProxies(cluster);
+    await cluster.start({ owner: process.pid, timeoutMs: 240_000 });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (cluster) await cluster.stop(10_000);
+    for (const p of proxies.values()) await p.close();
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('records proxied mode and bootstraps from the proxies, which the brokers advertise', async () => {
+    const c = cluster!;
+    const again = LocalCluster.open({ dataDir: dataDir! });
+    expect(again.proxied).toBe(true);
+    expect(c.bootstrap).toEqual([1, 2, 3].map(proxyAddress));
+    const props = fs.readFileSync(c.broker(1).propsFile, 'utf8');
+    expect(props).toContain(`advertised.listeners=PLAINTEXT://${proxyAddress(1)}\n`);
+    const seen = await eventually('metadata through the proxies', () => advertised(c.bootstrap));
+    expect([...seen.entries()].sort()).toEqual([1, 2, 3].map((id) => [id, proxyAddress(id)]));
+  });
+
+  it('produces and consumes through the proxies', async () => {
+    const c = cluster!;
+    const topic = uniqueName('t-proxied');
+    const kafka = kafkaClient({ brokers: c.bootstrap, clientId: uniqueName('proxied') });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await ensureTopic(admin, { topic, partitions: 3, replicationFactor: 3, minInsyncReplicas: 2 });
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const values = Array.from({ length: 30 }, (_, i) => `v${i}`);
+    try {
+      // acks=all with min ISR 2: each write was replicated, i.e. fetched through a follower's path to
+      // the leader's proxy. A new topic's leaders may take a moment: retry until a liveness bound.
+      await eventually('an acknowledged batch', async () => {
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: values.map((value, i) => ({ key: `k${i}`, value, partition: i % 3 })),
+        });
+        return true;
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    const consumer = kafka.consumer({ groupId: uniqueName('g-proxied') });
+    await consumer.connect();
+    const got = new Set<string>();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          if (message.value) got.add(message.value.toString());
+        },
+      });
+      await eventually('every record consumed', () => (values.every((v) => got.has(v)) ? true : undefined));
+    } finally {
+      await consumer.disconnect();
+    }
+    for (const p of proxies.values()) expect(p.stats().accepted).toBeGreaterThan(0);
+  });
+
+  it('routes clients through the proxies: a black-holed broker is still listed at its proxy, unreachable until healed', async () => {
+    const c = cluster!;
+    const victim = 1;
+    const proxy = proxies.get(victim)!;
+    proxy.setFault({ kind: 'blackhole' });
+    try {
+      // Metadata through the other brokers' proxies names the victim by its proxy address: a client
+      // following it goes into the black hole, there is no direct address to bypass it.
+      const others = c.bootstrap.filter((a) => a !== proxyAddress(victim));
+      const seen = await eventually('metadata through the other proxies', () => advertised(others));
+      expect(seen.get(victim)).toBe(proxyAddress(victim));
+      // A client that only knows the victim gets no answer at all (the proxy drops its request).
+      await expect(advertised([proxyAddress(victim)])).rejects.toThrow();
+      expect(proxy.stats().bytesDropped).toBeGreaterThan(0);
+    } finally {
+      proxy.setFault({ kind: 'none' });
+    }
+    const healed = await eventually('metadata through the healed proxy', () =>
+      advertised([proxyAddress(victim)]),
+    );
+    expect(healed.get(victim)).toBe(proxyAddress(victim));
+  });
+});
