@@ -16,6 +16,8 @@ export interface CheckOptions {
   maxFailedWrites?: number | Record<string, number>;
   /** Search budget per key for the linearizability checker (default 200 000 steps). */
   linearizableMaxSteps?: number;
+  /** Set false to skip the linearizability checker's quick stale-read pass (to exercise the search alone). */
+  linearizableQuickCheck?: boolean;
 }
 
 /** Collects violations, keeping only the first MAX_ERRORS messages but counting all. */
@@ -82,33 +84,40 @@ export function groupBy<T>(items: readonly T[], keyOf: (t: T) => string): Map<st
   return out;
 }
 
-/** Values (non-null) that any ok read or any node's final state showed: evidence that a write took effect. */
-export function observedValues(h: History): Set<number> {
-  const seen = new Set<number>();
-  for (const r of readsOf(h)) if (r.outcome === 'ok' && typeof r.value === 'number') seen.add(r.value);
-  for (const f of h.finals) {
-    for (const v of Object.values(f.values)) if (v && typeof v.value === 'number') seen.add(v.value);
-  }
+/**
+ * Values (non-null) that any ok read or node's final state showed, with the version shown alongside
+ * (the first one, if any): evidence that the write took effect, and where in the log it sits.
+ */
+export function observedValues(h: History): Map<number, string | undefined> {
+  const seen = new Map<number, string | undefined>();
+  const note = (value: number | null | undefined, version: string | undefined) => {
+    if (typeof value === 'number' && seen.get(value) === undefined) seen.set(value, version);
+  };
+  for (const r of readsOf(h)) if (r.outcome === 'ok') note(r.value, r.version);
+  for (const f of h.finals) for (const v of Object.values(f.values)) if (v) note(v.value, v.version);
   return seen;
 }
 
 /**
- * Per key, the writes known to have changed it, with their offsets, ascending: acknowledged writes with a
- * version, plus unknown-outcome writes with a version that some read or node showed (value seen, or the
- * node's write log says applied). Writes of unknown fate are left out: counting them could accuse a read
- * of missing a write that never happened.
+ * Per key, the writes known to have changed it, with their offsets, ascending: acknowledged writes, plus
+ * unknown-outcome writes that some read or node showed (value seen, or for a delete the node's write log
+ * says applied). A write's offset is its version, or else the version a reader saw with its (unique)
+ * value. Writes of unknown fate are left out: counting them could accuse a read of missing a write that
+ * never happened.
  */
 export function appliedWritesByKey(h: History): Map<string, Array<{ op: WriteOp; offset: number }>> {
   const seen = observedValues(h);
   const appliedSomewhere = (v: string) => h.finals.some((f) => f.writes[v]?.status === 'applied');
   const out = new Map<string, Array<{ op: WriteOp; offset: number }>>();
   for (const w of writesOf(h)) {
-    const offset = offsetOf(w.version);
-    if (offset === undefined || w.version === undefined || isFailed(w)) continue;
+    if (isFailed(w)) continue;
+    const version = w.version ?? (w.value === null ? undefined : seen.get(w.value));
+    const offset = offsetOf(version);
+    if (offset === undefined || version === undefined) continue;
     const known =
       isAcked(w) ||
       (w.value !== null && seen.has(w.value)) ||
-      (w.value === null && appliedSomewhere(w.version));
+      (w.value === null && appliedSomewhere(version));
     if (!known) continue;
     const list = out.get(w.key) ?? [];
     list.push({ op: w, offset });

@@ -14,7 +14,7 @@ export interface RegOp {
   value: number | null;
   call: number;
   ret: number;
-  /** Log offset of a write known to have taken effect: such writes linearize in offset order. */
+  /** Log offset of a write known to have taken effect: such writes all linearize, in offset order. */
   order?: number;
   /** A write that may never take effect (unknown outcome): it may also linearize as a no-op. */
   optional?: boolean;
@@ -38,7 +38,9 @@ interface Entry {
 interface Frame {
   entry: Entry;
   state: number | null;
-  maxOrder: number;
+  ordered: number;
+  /** A read taken because it matched: alternatives at this point are no better, so backtracking skips them. */
+  forced: boolean;
 }
 
 /** Searches for a linearization of `ops` on a register starting at `initial`; gives up after `maxSteps`. */
@@ -52,24 +54,50 @@ export function searchRegister(
   const cache = new Set<string>();
   const stack: Frame[] = [];
   let state = initial;
-  let maxOrder = Number.NEGATIVE_INFINITY;
+  // Writes with a log order must all take effect, so only the lowest one not yet linearized may go next.
+  const orders = ops.flatMap((op) => (op.order === undefined ? [] : [op.order])).sort((a, b) => a - b);
+  let ordered = 0;
   let entry = head.next;
   let steps = 0;
   let best: { depth: number; stuck: RegOp; prefix: RegOp[] } | undefined;
+  const push = (e: Entry, next: { state: number | null; ordered: number }, forced: boolean) => {
+    stack.push({ entry: e, state, ordered, forced });
+    state = next.state;
+    ordered = next.ordered;
+    lift(e);
+    entry = head.next;
+  };
+  /** Undoes frames down to the last real choice; false when none is left. */
+  const backtrack = (): boolean => {
+    for (;;) {
+      const top = stack.pop();
+      if (!top) return false;
+      setBit(bits, top.entry.op, false);
+      state = top.state;
+      ordered = top.ordered;
+      unlift(top.entry);
+      if (top.forced) continue;
+      // An optional write gets a second chance at the same place, as a no-op (the cache skips what was tried).
+      entry = (ops[top.entry.op] as RegOp).optional ? top.entry : top.entry.next;
+      return true;
+    }
+  };
+  const fail = (): SearchResult => ({ result: 'fail', steps, ...(best as NonNullable<typeof best>) });
   while (head.next !== null && entry !== null) {
     if (++steps > maxSteps) return { result: 'unknown', steps };
-    if (entry.call) {
-      const op = ops[entry.op] as RegOp;
-      const next = tryStep(op, state, maxOrder, bits, entry.op, cache);
-      if (next) {
-        stack.push({ entry, state, maxOrder });
-        state = next.state;
-        maxOrder = next.maxOrder;
-        lift(entry);
-        entry = head.next;
-      } else {
-        entry = entry.next;
+    if (entry === head.next) {
+      // A pending read that matches the register now can always go now: reads do not change the state.
+      const read = matchingRead(head, ops, state);
+      if (read) {
+        if (markNew(bits, read.op, cache, state)) push(read, { state, ordered }, true);
+        else if (!backtrack()) return fail();
+        continue;
       }
+    }
+    if (entry.call) {
+      const next = tryStep(ops[entry.op] as RegOp, state, orders[ordered], ordered, bits, entry.op, cache);
+      if (next) push(entry, next, false);
+      else entry = entry.next;
       continue;
     }
     // A return reached while its op is still pending: this prefix cannot be extended, backtrack.
@@ -80,16 +108,30 @@ export function searchRegister(
         prefix: stack.slice(-3).map((f) => ops[f.entry.op] as RegOp),
       };
     }
-    const top = stack.pop();
-    if (!top) return { result: 'fail', steps, ...(best as NonNullable<typeof best>) };
-    setBit(bits, top.entry.op, false);
-    state = top.state;
-    maxOrder = top.maxOrder;
-    unlift(top.entry);
-    // An optional write gets a second chance at the same place, as a no-op (the cache skips what was tried).
-    entry = (ops[top.entry.op] as RegOp).optional ? top.entry : top.entry.next;
+    if (!backtrack()) return fail();
   }
   return { result: 'ok', steps };
+}
+
+/** The first callable read (call before the earliest pending return) whose value the register holds. */
+function matchingRead(head: Entry, ops: readonly RegOp[], state: number | null): Entry | undefined {
+  for (let e = head.next; e?.call; e = e.next) {
+    const op = ops[e.op] as RegOp;
+    if (op.kind === 'read' && op.value === state) return e;
+  }
+  return undefined;
+}
+
+/** Marks op `index` linearized; true if (linearized set, state) is a configuration not seen before. */
+function markNew(bits: Uint16Array, index: number, cache: Set<string>, state: number | null): boolean {
+  setBit(bits, index, true);
+  const k = `${String.fromCharCode(...bits)}|${state}`;
+  if (cache.has(k)) {
+    setBit(bits, index, false);
+    return false;
+  }
+  cache.add(k);
+  return true;
 }
 
 /**
@@ -99,19 +141,20 @@ export function searchRegister(
 function tryStep(
   op: RegOp,
   state: number | null,
-  maxOrder: number,
+  nextOrder: number | undefined,
+  ordered: number,
   bits: Uint16Array,
   index: number,
   cache: Set<string>,
-): { state: number | null; maxOrder: number } | undefined {
-  const candidates: Array<{ state: number | null; maxOrder: number }> = [];
+): { state: number | null; ordered: number } | undefined {
+  const candidates: Array<{ state: number | null; ordered: number }> = [];
   if (op.kind === 'read') {
-    if (op.value === state) candidates.push({ state, maxOrder });
+    if (op.value === state) candidates.push({ state, ordered });
   } else {
     // Writes known to be in the log take effect in log order.
-    if (op.order === undefined) candidates.push({ state: op.value, maxOrder });
-    else if (op.order > maxOrder) candidates.push({ state: op.value, maxOrder: op.order });
-    if (op.optional) candidates.push({ state, maxOrder });
+    if (op.order === undefined) candidates.push({ state: op.value, ordered });
+    else if (op.order === nextOrder) candidates.push({ state: op.value, ordered: ordered + 1 });
+    if (op.optional) candidates.push({ state, ordered });
   }
   setBit(bits, index, true);
   const key = String.fromCharCode(...bits);

@@ -52,7 +52,9 @@ describe('linearizable', () => {
 
   it('flags two reads that disagree on the order of concurrent writes', () => {
     const ops = [write(1, 0, 50), write(2, 0, 50), read(1, 10, 20), read(2, 21, 30), read(1, 31, 40)];
-    expect(linearizable(hist(ops)).valid).toBe(false);
+    // With fewer writes the search finishes and says so.
+    const few: HistoryOp[] = [...ops.slice(0, 6), ...ops.slice(14)];
+    expect(linearizable(hist(few))).toMatchObject({ valid: false, stats: { keysInvalid: 1 } });
   });
 
   it('lets a write of unknown outcome take effect late or never', () => {
@@ -75,12 +77,44 @@ describe('linearizable', () => {
   });
 
   it('gives up with unknown past its search budget', () => {
-    // Many concurrent unordered writes and an impossible read: the search has to try every order.
+    // Many concurrent unordered writes and reads flip-flopping between two of them: no order works,
+    // but only an exhaustive search can tell.
     const ops: HistoryOp[] = Array.from({ length: 14 }, (_, i) => write(i + 1, 0, 100));
-    ops.push(read(999, 50, 60));
+    ops.push(read(1, 50, 60), read(2, 61, 70), read(1, 71, 80));
     const res = linearizable(hist(ops), { linearizableMaxSteps: 500 });
     expect(res.valid).toBe('unknown');
     expect(res.errors[0]).toMatch(/search gave up/);
+    // With fewer writes the search finishes and says so.
+    const few: HistoryOp[] = [...ops.slice(0, 6), ...ops.slice(14)];
+    expect(linearizable(hist(few))).toMatchObject({ valid: false, stats: { keysInvalid: 1 } });
+  });
+
+  it('names reads no order can explain without searching', () => {
+    const ops = [write(1, 0, 10, { version: '0-0' }), write(2, 20, 30, { version: '0-1' })];
+    const cases: Array<[ReadOp, RegExp]> = [
+      [read(1, 40, 50), /later in the log than write #\d+\) completed before the read began/],
+      [read(7, 40, 50), /no write \(that did not fail\) wrote that value/],
+      [read(null, 40, 50), /no later delete exists/],
+      [read(3, 40, 50), /began only after the read ended/],
+    ];
+    for (const [bad, why] of cases) {
+      const late = write(3, 60, 70, { version: '0-2' });
+      const res = linearizable(hist([...ops, late, bad]));
+      expect(res.valid).toBe(false);
+      expect(res.stats.steps).toBe(0);
+      expect(res.errors[0]).toMatch(why);
+      // The search alone reaches the same verdict.
+      expect(linearizable(hist([...ops, late, bad]), { linearizableQuickCheck: false }).valid).toBe(false);
+    }
+  });
+
+  it('infers where an unknown write sits in the log from a read that saw its value', () => {
+    const unk = write(2, 20, 30, { outcome: 'unknown' });
+    const ops = [write(1, 0, 10, { version: '0-0' }), unk, write(3, 40, 50, { version: '0-2' })];
+    // A read saw the unknown write at 0-1, so it precedes write 3: reading it after write 3 completed is stale.
+    const seen = read(2, 31, 35, { version: '0-1', consistency: 'eventual' });
+    expect(linearizable(hist([...ops, seen, read(2, 60, 70)])).valid).toBe(false);
+    expect(linearizable(hist([...ops, read(2, 60, 70)])).valid).toBe(true);
   });
 
   it('is unknown when there is no strong read at all', () => {
@@ -178,12 +212,39 @@ function injectStaleRead(ops: HistoryOp[], pick: number): HistoryOp[] {
   ];
 }
 
+describe('linearizable (search size)', () => {
+  it('decides a long history with wide overlaps within a small budget', () => {
+    // 600 ops on one key, each interval ±300 ms around its point 10 ms apart: ~60 ops overlap at any time.
+    const kinds: Kind[] = [
+      'read',
+      'put',
+      'read',
+      'del',
+      'read',
+      'put',
+      'unknown-applied',
+      'read',
+      'unknown-lost',
+    ];
+    const specs = Array.from({ length: 600 }, (_, i): Spec => {
+      const kind = kinds[i % kinds.length] as Kind;
+      return { kind, key: 'a', process: i % 8, pre: (i * 37) % 300, post: (i * 53) % 300 };
+    });
+    const h = hist(sequentialHistory(specs));
+    const res = linearizable(h, { linearizableQuickCheck: false, linearizableMaxSteps: 50_000 });
+    expect(res).toMatchObject({ valid: true, stats: { keysValid: 1 } });
+  });
+});
+
 describe('linearizable (property)', () => {
   it('accepts every history of a sequential register observed with overlapping intervals', () => {
     fc.assert(
       fc.property(fc.array(specArb, { minLength: 1, maxLength: 30 }), (specs) => {
-        const res = linearizable(hist(sequentialHistory(specs)));
-        expect(res.valid === true || (res.valid === 'unknown' && res.stats.keys === 0)).toBe(true);
+        const h = hist(sequentialHistory(specs));
+        for (const quick of [true, false]) {
+          const res = linearizable(h, { linearizableQuickCheck: quick });
+          expect(res.valid === true || (res.valid === 'unknown' && res.stats.keys === 0)).toBe(true);
+        }
       }),
       { numRuns: 200 },
     );
@@ -192,8 +253,9 @@ describe('linearizable (property)', () => {
   it('flags the same histories with one injected stale read', () => {
     fc.assert(
       fc.property(fc.array(specArb, { minLength: 1, maxLength: 30 }), fc.nat(), (specs, pick) => {
-        const res = linearizable(hist(injectStaleRead(sequentialHistory(specs), pick)));
-        expect(res.valid).toBe(false);
+        const h = hist(injectStaleRead(sequentialHistory(specs), pick));
+        expect(linearizable(h).valid).toBe(false);
+        expect(linearizable(h, { linearizableQuickCheck: false }).valid).toBe(false);
       }),
       { numRuns: 200 },
     );
