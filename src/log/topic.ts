@@ -1,9 +1,11 @@
-import net from 'node:net';
-import tls from 'node:tls';
 import kafkajs, { type Admin } from 'kafkajs';
 import { checkTopic, type TopicIdentity } from '../core/topic-safety.js';
 import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
+import { Connection, Reader, Writer, withTimeout } from './kafka-wire.js';
+
+/** Kafka's Metadata API key. */
+const METADATA = 3;
 
 /** The settings the Lagoon topic must have; see SPEC §1. */
 export interface TopicSpec {
@@ -168,133 +170,61 @@ export async function fetchTopicIdentity(
 }
 
 /** One Metadata v12 request for `topic` over a fresh socket; resolves with its topic id (base64url). */
-function rawTopicId(
+async function rawTopicId(
   host: string,
   port: number,
   ssl: boolean,
   topic: string,
   timeoutMs: number,
 ): Promise<string> {
-  // Request header v2 (flexible): api key 3, version 12, correlation id, client id, no tagged fields.
-  const name = Buffer.from(topic, 'utf8');
-  const clientId = Buffer.from('lagoon-topic-id', 'utf8');
-  const header = Buffer.alloc(2 + 2 + 4 + 2);
-  header.writeInt16BE(3, 0);
-  header.writeInt16BE(12, 2);
-  header.writeInt32BE(1, 4);
-  header.writeInt16BE(clientId.length, 8);
-  const body = Buffer.concat([
-    Buffer.from([0]), // header tagged fields
-    uvarint(2), // topics: compact array of 1
-    Buffer.alloc(16), // topic id: zero = look up by name
-    uvarint(name.length + 1),
-    name,
-    Buffer.from([0]), // topic tagged fields
-    Buffer.from([0]), // allow_auto_topic_creation = false
-    Buffer.from([0]), // include_topic_authorized_operations = false
-    Buffer.from([0]), // tagged fields
-  ]);
-  const payload = Buffer.concat([header, clientId, body]);
-  const size = Buffer.alloc(4);
-  size.writeInt32BE(payload.length);
-  return new Promise((resolve, reject) => {
-    const socket = ssl ? tls.connect({ host, port, servername: host }) : net.connect({ host, port });
-    let buf = Buffer.alloc(0);
-    const done = (e: Error | undefined, id?: string) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (e) reject(e);
-      else resolve(id!);
-    };
-    const timer = setTimeout(() => done(new Error(`no Metadata answer from ${host}:${port}`)), timeoutMs);
-    socket.once(ssl ? 'secureConnect' : 'connect', () => socket.write(Buffer.concat([size, payload])));
-    socket.on('error', (e) => done(e));
-    socket.on('close', () => done(new Error(`connection to ${host}:${port} closed`)));
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      if (buf.length < 4 || buf.length < 4 + buf.readInt32BE(0)) return;
-      try {
-        done(undefined, parseTopicId(buf.subarray(4, 4 + buf.readInt32BE(0)), topic));
-      } catch (e) {
-        done(e as Error);
-      }
-    });
-  });
+  const body = new Writer()
+    .compactArrayLength(1) // topics
+    .bytes(Buffer.alloc(16)) // topic id: zero = look up by name
+    .compactString(topic)
+    .emptyTaggedFields()
+    .int8(0) // allow_auto_topic_creation = false
+    .int8(0) // include_topic_authorized_operations = false
+    .emptyTaggedFields()
+    .build();
+  const conn = new Connection(host, port, { ssl });
+  const work = (async () => {
+    try {
+      await conn.ready;
+      return readTopicId(await conn.request(METADATA, 12, 'lagoon-topic-id', body, true), topic);
+    } finally {
+      conn.close();
+    }
+  })();
+  return withTimeout(work, timeoutMs, `Metadata to ${host}:${port}`, (e) => conn.fail(e));
 }
 
-function uvarint(v: number): Buffer {
-  const bytes: number[] = [];
-  let n = v >>> 0;
-  while (n >= 0x80) {
-    bytes.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  bytes.push(n);
-  return Buffer.from(bytes);
-}
-
-/** Reads a Metadata v12 response (header v1) up to the first topic's id; every read is bounds-checked. */
+/** Reads a whole Metadata v12 response frame (header v1) up to the first topic's id. */
 export function parseTopicId(frame: Buffer, topic: string): string {
-  let pos = 0;
-  const need = (n: number) => {
-    if (pos + n > frame.length) throw new Error('truncated Metadata response');
-  };
-  const int16 = () => {
-    need(2);
-    pos += 2;
-    return frame.readInt16BE(pos - 2);
-  };
-  const int32 = () => {
-    need(4);
-    pos += 4;
-    return frame.readInt32BE(pos - 4);
-  };
-  const uv = () => {
-    let r = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      need(1);
-      const b = frame[pos++]!;
-      r += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return r;
-    }
-    throw new Error('malformed varint in Metadata response');
-  };
-  const str = () => {
-    const n = uv();
-    if (n === 0) return null;
-    need(n - 1);
-    pos += n - 1;
-    return frame.toString('utf8', pos - n + 1, pos);
-  };
-  const tagged = () => {
-    const count = uv();
-    for (let i = 0; i < count; i++) {
-      uv();
-      const size = uv();
-      need(size);
-      pos += size;
-    }
-  };
-  int32(); // correlation id
-  tagged();
-  int32(); // throttle time
-  const brokers = Math.max(0, uv() - 1);
+  const r = new Reader(frame);
+  r.int32(); // correlation id
+  r.skipTaggedFields();
+  return readTopicId(r, topic);
+}
+
+/** Reads a Metadata v12 response body (past its header) up to the first topic's id. */
+function readTopicId(r: Reader, topic: string): string {
+  r.int32(); // throttle time
+  const brokers = r.compactArrayLength();
   for (let i = 0; i < brokers; i++) {
-    int32(); // node id
-    str(); // host
-    int32(); // port
-    str(); // rack
-    tagged();
+    r.int32(); // node id
+    r.compactNullableString(); // host
+    r.int32(); // port
+    r.compactNullableString(); // rack
+    r.skipTaggedFields();
   }
-  str(); // cluster id
-  int32(); // controller id
-  if (uv() < 2) throw new Error('Metadata response lists no topic');
-  const error = int16();
-  const name = str();
-  need(16);
-  const id = frame.subarray(pos, pos + 16);
+  r.compactNullableString(); // cluster id
+  r.int32(); // controller id
+  if (r.compactArrayLength() < 1) throw new Error('Metadata response lists no topic');
+  const error = r.int16();
+  const name = r.compactNullableString();
+  const id = r.bytes(16);
   if (error !== 0) throw new Error(`Metadata for topic '${topic}': Kafka error ${error}`);
   if (name !== topic) throw new Error(`Metadata answered for topic '${name}', asked for '${topic}'`);
   if (id.every((b) => b === 0)) throw new Error(`topic '${topic}' has no id (broker older than 2.8)`);
-  return id.toString('base64url');
+  return Buffer.from(id).toString('base64url');
 }
