@@ -1,12 +1,12 @@
-import { spawn } from 'node:child_process';
+import type { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CliIo } from '../cli/io.js';
-import { nodeProcessArgs, waitNodeReady } from '../cli/node-process.js';
 import { findFreeBasePort, LocalCluster, portFree } from '../cluster/local-cluster.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
+import { spawnNode, waitNodeReady } from '../node/spawn.js';
 import { type ApplyRate, measureApplyRate } from './apply.js';
 
 interface LoadResult {
@@ -75,15 +75,14 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     const ports: number[] = [];
     for (let p = 38081; ports.length < 3 && p < 39000; p++) if (await portFree(p)) ports.push(p);
     for (let i = 0; i < 3; i++) {
-      const child = spawn(
-        process.execPath,
-        nodeProcessArgs({
+      const child = spawnNode(
+        {
           id: `bench-${i + 1}`,
           port: ports[i]!,
           brokers: cluster.bootstrap,
           db: path.join(dataDir, `n${i}`, 'lagoon.db'),
-        }),
-        { stdio: 'ignore', env: { ...process.env, LAGOON_OWNER_PID: String(process.pid) } },
+        },
+        { logFile: path.join(dataDir, `n${i}`, 'node.log') },
       );
       children.push(child);
     }

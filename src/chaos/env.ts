@@ -1,14 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { nodeProcessArgs, waitNodeReady } from '../cli/node-process.js';
 import { findFreeBasePort, LocalCluster, portFree } from '../cluster/local-cluster.js';
 import { EVENTS_FILE } from '../core/events.js';
 import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
+import { spawnNode, waitNodeReady } from '../node/spawn.js';
 import type { FaultProxy } from './proxy.js';
 
 /**
@@ -133,10 +133,8 @@ export async function startOwnEnv(opts: {
       fs.mkdirSync(dir, { recursive: true });
       const logFile = path.join(dir, 'node.log');
       const spawnIt = () => {
-        const out = fs.openSync(logFile, 'a');
-        const child = spawn(
-          process.execPath,
-          nodeProcessArgs({
+        const child = spawnNode(
+          {
             id,
             port,
             brokers: bootstrap,
@@ -145,10 +143,9 @@ export async function startOwnEnv(opts: {
             partitions,
             peers: urls.filter((_, j) => j !== i),
             eventsFile: path.join(dataDir, EVENTS_FILE),
-          }),
-          { stdio: ['ignore', out, out], env: { ...process.env, LAGOON_OWNER_PID: String(process.pid) } },
+          },
+          { logFile },
         );
-        fs.closeSync(out);
         children.set(id, child);
         return child;
       };

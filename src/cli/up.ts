@@ -1,5 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { EVENTS_FILE } from '../core/events.js';
@@ -7,8 +6,8 @@ import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
+import { spawnNode, waitNodeReady } from '../node/spawn.js';
 import type { CliIo } from './io.js';
-import { nodeProcessArgs, waitNodeReady } from './node-process.js';
 
 export interface UpFlags {
   brokers?: string | undefined;
@@ -116,11 +115,8 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
       const id = `node-${i}`;
       const port = basePort + i - 1;
       const logFile = path.join(dataDir, 'nodes', id, 'node.log');
-      fs.mkdirSync(path.dirname(logFile), { recursive: true });
-      const out = fs.openSync(logFile, 'a');
-      const child = spawn(
-        process.execPath,
-        nodeProcessArgs({
+      const child = spawnNode(
+        {
           id,
           port,
           brokers,
@@ -129,18 +125,12 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
           partitions,
           peers: allUrls.filter((_, j) => j !== i - 1),
           eventsFile: path.join(dataDir, EVENTS_FILE),
-        }),
+        },
         {
-          stdio: ['ignore', out, out],
-          env: {
-            ...process.env,
-            LAGOON_OWNER_PID: String(process.pid),
-            LAGOON_REPLICATION_FACTOR: String(rf),
-            LAGOON_MIN_INSYNC_REPLICAS: String(minIsr),
-          },
+          logFile,
+          env: { LAGOON_REPLICATION_FACTOR: String(rf), LAGOON_MIN_INSYNC_REPLICAS: String(minIsr) },
         },
       );
-      fs.closeSync(out);
       child.once('exit', (code, sig) => {
         if (!stopping) io.err(`${id} exited (${sig ?? code}); see ${logFile}`);
       });

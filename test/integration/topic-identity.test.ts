@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeProcessArgs } from '../../src/cli/node-process.js';
 import { partitionOf } from '../../src/core/partitioner.js';
 import { ensureTopic } from '../../src/log/topic.js';
+import { nodeProcessArgs } from '../../src/node/spawn.js';
 import { brokers, eventually, testKafka, uniqueName } from '../support/kafka.js';
 import { digestsAgree, freePort, http, kvUrl, type NodeProc, startNodes } from '../support/nodes.js';
 

@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { nodeProcessArgs, waitNodeReady } from '../../src/cli/node-process.js';
 import { portFree } from '../../src/cluster/local-cluster.js';
+import { spawnNode, waitNodeReady } from '../../src/node/spawn.js';
 import { brokers, uniqueName } from './kafka.js';
 
 /** A `lagoon node` running as its own OS process, so a test can SIGKILL or SIGSTOP it alone. */
@@ -48,11 +48,9 @@ export async function startNodes(
     const db = path.join(dir, id, 'lagoon.db');
     const logFile = path.join(dir, id, 'node.log');
     fs.mkdirSync(path.dirname(db), { recursive: true });
-    const spawnIt = () => {
-      const out = fs.openSync(logFile, 'a');
-      const child = spawn(
-        process.execPath,
-        nodeProcessArgs({
+    const spawnIt = () =>
+      spawnNode(
+        {
           id,
           port,
           brokers: brokers(),
@@ -61,15 +59,9 @@ export async function startNodes(
           partitions: opts.partitions ?? 6,
           peers,
           eventsFile,
-        }),
-        {
-          stdio: ['ignore', out, out],
-          env: { ...process.env, LAGOON_OWNER_PID: String(process.pid), ...(opts.env ?? {}) },
         },
+        { logFile, ...(opts.env ? { env: opts.env } : {}) },
       );
-      fs.closeSync(out);
-      return child;
-    };
     const node: NodeProc = {
       id,
       port,

@@ -1,3 +1,5 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LagoonError } from '../errors.js';
@@ -34,6 +36,26 @@ export function nodeProcessArgs(spec: NodeProcessSpec): string[] {
     ...(spec.peers?.length ? ['--peers', spec.peers.join(',')] : []),
     ...(spec.eventsFile ? ['--events-file', spec.eventsFile] : []),
   ];
+}
+
+/**
+ * Starts one `lagoon node` as its own OS process — for `lagoon up`, the chaos runner, the bench and the
+ * tests — with its output appended to `logFile`. It dies with this process (LAGOON_OWNER_PID).
+ */
+export function spawnNode(
+  spec: NodeProcessSpec,
+  opts: { logFile: string; env?: Record<string, string> },
+): ChildProcess {
+  fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
+  const out = fs.openSync(opts.logFile, 'a');
+  try {
+    return spawn(process.execPath, nodeProcessArgs(spec), {
+      stdio: ['ignore', out, out],
+      env: { ...process.env, LAGOON_OWNER_PID: String(process.pid), ...(opts.env ?? {}) },
+    });
+  } finally {
+    fs.closeSync(out);
+  }
 }
 
 /** Polls `<url>/readyz` until it answers 200; `alive` lets the caller fail fast if the process died. */
