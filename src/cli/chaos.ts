@@ -5,6 +5,7 @@ import { runChaos } from '../chaos/runner.js';
 import { isScenario, SCENARIO_DESCRIPTIONS, SCENARIOS, type ScenarioName } from '../chaos/scenarios.js';
 import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
+import { intFlag } from './args.js';
 import type { CliIo } from './io.js';
 
 /** Flags of `lagoon chaos`. */
@@ -15,18 +16,6 @@ export interface ChaosFlags {
   attach?: boolean | undefined;
   out?: string | undefined;
   'data-dir'?: string | undefined;
-}
-
-function num(name: string, v: string | undefined, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new LagoonError(
-      'bad_argument',
-      `--${name} must be a whole number from ${min} to ${max}, got '${v}'`,
-    );
-  }
-  return n;
 }
 
 const stamp = () =>
@@ -65,9 +54,9 @@ export async function chaosCommand(
       `${scenario === undefined ? 'Name a scenario' : `Unknown scenario '${scenario}'`}.\n${chaosUsage()}`,
     );
   }
-  const seed = num('seed', flags.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1);
-  const durationS = num('duration', flags.duration, 60, 5, 24 * 3600);
-  const rate = num('rate', flags.rate, 150, 1, 10_000);
+  const seed = intFlag('seed', flags.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1);
+  const durationS = intFlag('duration', flags.duration, 60, 5, 24 * 3600);
+  const rate = intFlag('rate', flags.rate, 150, 1, 10_000);
   const dataDir = path.resolve(flags['data-dir'] ?? DEFAULTS.dataDir);
   const ac = new AbortController();
   const onSignal = () => {

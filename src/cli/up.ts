@@ -3,10 +3,10 @@ import path from 'node:path';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { EVENTS_FILE } from '../core/events.js';
 import { DEFAULTS } from '../defaults.js';
-import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
 import { spawnNode, waitNodeReady } from '../node/spawn.js';
+import { intFlag } from './args.js';
 import type { CliIo } from './io.js';
 
 export interface UpFlags {
@@ -20,27 +20,15 @@ export interface UpFlags {
   'kafka-port'?: string | undefined;
 }
 
-function int(name: string, v: string | undefined, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new LagoonError(
-      'bad_argument',
-      `--${name} must be a whole number from ${min} to ${max}, got '${v}'`,
-    );
-  }
-  return n;
-}
-
 /**
  * `lagoon up` (= `npm start`): Kafka (local cluster unless --kafka), the topic, and N nodes, each its own
  * OS process on ports 8081…; in the foreground until Ctrl-C / SIGTERM, then everything stops in order.
  */
 export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
   const dataDir = path.resolve(flags['data-dir'] ?? DEFAULTS.dataDir);
-  const nodes = int('nodes', flags.nodes, DEFAULTS.nodes, 1, 16);
-  const partitions = int('partitions', flags.partitions, DEFAULTS.partitions, 1, 1000);
-  const basePort = int('port', flags.port, DEFAULTS.apiPort, 1, 65000);
+  const nodes = intFlag('nodes', flags.nodes, DEFAULTS.nodes, 1, 16);
+  const partitions = intFlag('partitions', flags.partitions, DEFAULTS.partitions, 1, 1000);
+  const basePort = intFlag('port', flags.port, DEFAULTS.apiPort, 1, 65000);
   const topic = flags.topic ?? DEFAULTS.topic;
   let cluster: LocalCluster | undefined;
   let brokers: string[];
@@ -53,7 +41,7 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
     minIsr = DEFAULTS.minInsyncReplicas;
     io.err(`Using external Kafka at ${brokers.join(',')} (no local brokers started)`);
   } else {
-    const count = int('brokers', flags.brokers, DEFAULTS.brokers, 1, 3);
+    const count = intFlag('brokers', flags.brokers, DEFAULTS.brokers, 1, 3);
     cluster = LocalCluster.open({
       dataDir,
       brokers: LocalCluster.exists(dataDir) ? undefined : count,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, localCluster } from '../support/kafka.js';
-import { http, kvUrl, type NodeProc, startNodes } from '../support/nodes.js';
+import { http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js';
 
 /**
  * "The dashboard remembers" (SPEC §5): a replica is paused and recovers while nobody watches; a
@@ -65,34 +65,6 @@ async function historyView(page: Page): Promise<HistoryView> {
   }, CHARTS);
 }
 
-/** Loops of PUTs to one node until stopped: enough load that a paused replica falls visibly behind. */
-function writer(node: NodeProc, concurrency = 16) {
-  let running = true;
-  let ok = 0;
-  let i = 0;
-  const loop = async () => {
-    while (running) {
-      const n = i++;
-      try {
-        const r = await http('PUT', kvUrl(node, `hist-${n % 500}`), { body: { n }, timeoutMs: 5000 });
-        if (r.status === 200) ok++;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
-  const done = Promise.all(Array.from({ length: concurrency }, loop));
-  return {
-    get ok() {
-      return ok;
-    },
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
-
 /** The replica's lag in records (sum over partitions) as node `from` reports it now. */
 async function lagOf(from: NodeProc, node: string): Promise<number | undefined> {
   const r = await http('GET', `${from.url}/v1/lag`);
@@ -130,7 +102,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('dashboard history in a he
 
   it('shows a fault that happened before the page was opened: lag spike and shaded window', async () => {
     const [a, , c] = nodes as [NodeProc, NodeProc, NodeProc];
-    const w = writer(a);
+    const w = writeLoop(a, { prefix: 'hist', keys: 500, concurrency: 16 });
     let pausedAt = 0;
     let resumedAt = 0;
     let peakSeen = 0;

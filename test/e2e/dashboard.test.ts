@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localCluster } from '../support/kafka.js';
-import { http, kvUrl, type NodeProc, startNodes } from '../support/nodes.js';
+import { http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js';
 
 /**
  * The live lag dashboard (SPEC §5) in a real headless Chromium, against three real nodes and the
@@ -142,49 +142,6 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/**
- * `concurrency` loops of PUTs to one node until stopped (enough load that a stopped replica's lag
- * grows by hundreds of records within seconds); pausable so "caught up" can mean exactly 0.
- */
-function writer(node: NodeProc, concurrency = 24) {
-  let running = true;
-  let paused = false;
-  let ok = 0;
-  let i = 0;
-  const loop = async () => {
-    while (running) {
-      if (paused) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      const n = i++;
-      try {
-        const r = await http('PUT', kvUrl(node, `dash-${n % 1000}`), { body: { n }, timeoutMs: 5000 });
-        if (r.status === 200) ok++;
-      } catch {
-        // Kafka or the node may be down on purpose; keep going.
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
-  const done = Promise.all(Array.from({ length: concurrency }, loop));
-  return {
-    get ok() {
-      return ok;
-    },
-    pause: () => {
-      paused = true;
-    },
-    resume: () => {
-      paused = false;
-    },
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
-
 describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headless browser', () => {
   let nodes: NodeProc[];
   let stopAll: () => Promise<void>;
@@ -238,7 +195,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
 
   it('shows a stopped replica falling behind, catching up, a killed broker and an unreachable node', async () => {
     const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
-    const w = writer(a);
+    const w = writeLoop(a, { prefix: 'dash', keys: 1000, concurrency: 24 });
     try {
       await page.goto(`${a.url}/dashboard`);
 

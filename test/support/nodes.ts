@@ -150,3 +150,49 @@ export async function digestsAgree(nodes: NodeProc[]): Promise<boolean> {
   const first = JSON.stringify(all[0].partitions);
   return all.every((d) => JSON.stringify(d.partitions) === first);
 }
+
+/**
+ * `concurrency` loops of PUTs to one node until stopped, over `keys` keys named `<prefix>-<n>`: enough load
+ * that a stopped replica's lag grows by hundreds of records within seconds. Failures (a fault on purpose)
+ * only slow a loop down. Pausable, so "caught up" can mean exactly 0.
+ */
+export function writeLoop(node: NodeProc, opts: { prefix: string; keys: number; concurrency: number }) {
+  let running = true;
+  let paused = false;
+  let ok = 0;
+  let i = 0;
+  const loop = async () => {
+    while (running) {
+      if (paused) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const n = i++;
+      try {
+        const r = await http('PUT', kvUrl(node, `${opts.prefix}-${n % opts.keys}`), {
+          body: { n },
+          timeoutMs: 5000,
+        });
+        if (r.status === 200) ok++;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: opts.concurrency }, loop));
+  return {
+    get ok() {
+      return ok;
+    },
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
+    },
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}
