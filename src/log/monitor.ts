@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Admin, Kafka } from 'kafkajs';
 import { LagoonError } from '../errors.js';
+import { withTimeout } from './kafka-wire.js';
 
 /** What the node last learned about one partition of the Lagoon topic. */
 export interface PartitionView {
@@ -38,8 +39,8 @@ export class ClusterMonitor {
   private readonly onRefresh: ((view: ClusterView) => void) | undefined;
   private readonly bootstrap: string[];
   private brokerAddresses: string[] = [];
-  /** Outcome of the last TCP probe of every known broker address (run after a failed round). */
-  private tcpReachable = true;
+  /** Some broker accepted TCP at the last probe (run after a failed round); false until first contact. */
+  private tcpReachable = false;
   private admin: Admin | undefined;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<Map<number, PartitionView>> | undefined;
@@ -94,7 +95,6 @@ export class ClusterMonitor {
    * failing) some broker still accepts TCP connections — e.g. one broker died and the round asked it.
    */
   reachable(): boolean {
-    if (this.view.lastOkAt === 0 && this.view.lastError === 'not yet contacted') return false;
     const fresh = Date.now() - this.view.lastOkAt < Math.max(3000, this.intervalMs * 4);
     return fresh || this.tcpReachable;
   }
@@ -150,7 +150,7 @@ export class ClusterMonitor {
         );
       }
       try {
-        return await withTimeout(this.roundAfterNow(), remaining);
+        return await withTimeout(this.roundAfterNow(), remaining, 'ListOffsets round', () => {});
       } catch (e) {
         lastError = (e as Error).message;
         await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))));
@@ -256,12 +256,4 @@ async function anyAccepts(addresses: string[], timeoutMs = 1000): Promise<boolea
       }),
   );
   return (await Promise.all(probes)).some(Boolean);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
