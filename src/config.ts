@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BOOKKEEPING_RETENTION_MS, WID_WINDOW_MS } from './core/decide.js';
 import { DEFAULTS } from './defaults.js';
 import { LagoonError } from './errors.js';
 
@@ -56,6 +57,26 @@ export const NodeConfigSchema = z.object({
   eventsFile: z.string().optional(),
   /** Heartbeat records on idle partitions, every this many ms; 0 turns them off. */
   heartbeatMs: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /**
+   * What a write does when Kafka cannot take it: `strict` answers 503/504; `buffered` keeps it in the node's
+   * durable outbox and answers 202. The default for requests without a `Lagoon-Write-Mode` header.
+   */
+  writeMode: z.enum(['strict', 'buffered']).default('strict'),
+  /** Most records the outbox holds; a buffered write beyond it is refused (503 outbox_full, definite). */
+  outboxMax: z.coerce.number().int().min(1).max(100_000_000).default(100_000),
+  /** The outbox's SQLite file; default: next to `db` (`lagoon.db` → `lagoon.outbox.db`). */
+  outboxDb: z.string().min(1).optional(),
+  /**
+   * Log-time retention of the replica's bookkeeping (write verdicts, idempotency keys). Every replica must use
+   * the same value (the store is bound to it). At least the write-id window (15 min), so a remembered write id
+   * always points at a verdict that is still there.
+   */
+  bookkeepingRetentionMs: z.coerce
+    .number()
+    .int()
+    .min(WID_WINDOW_MS)
+    .max(366 * 24 * 3600 * 1000)
+    .default(BOOKKEEPING_RETENTION_MS),
 });
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
@@ -83,6 +104,9 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     writeTimeoutMs: pick('LAGOON_WRITE_TIMEOUT_MS'),
     readTimeoutMs: pick('LAGOON_READ_TIMEOUT_MS'),
     heartbeatMs: pick('LAGOON_HEARTBEAT_MS'),
+    writeMode: pick('LAGOON_WRITE_MODE'),
+    outboxMax: pick('LAGOON_OUTBOX_MAX'),
+    bookkeepingRetentionMs: pick('LAGOON_BOOKKEEPING_RETENTION_MS'),
     brokers: pick('LAGOON_KAFKA_BROKERS'),
     ssl: pick('LAGOON_KAFKA_SSL') === 'true',
     saslMechanism: pick('LAGOON_KAFKA_SASL_MECHANISM'),

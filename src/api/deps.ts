@@ -1,7 +1,8 @@
 import type { NodeConfig } from '../config.js';
 import type { Freshness } from '../core/freshness.js';
 import type { ClusterMonitor } from '../log/monitor.js';
-import type { Writer } from '../log/writer.js';
+import type { GateRefusal, Writer } from '../log/writer.js';
+import type { Outbox } from '../outbox/outbox.js';
 import type { OffsetWatch } from '../store/offset-watch.js';
 import type { ReplicaStore } from '../store/replica-store.js';
 
@@ -12,6 +13,12 @@ export interface ApiDeps {
   store: ReplicaStore;
   /** Absent on a `--role replica` node: writes answer 503 there. */
   writer: Writer | undefined;
+  /** Buffered writes waiting for Kafka (absent on a `--role replica` node). */
+  outbox?: Outbox | undefined;
+  /** Called after a write was buffered (wakes the drainer). */
+  onBuffered?: () => void;
+  /** Why a partition cannot take writes now (the Writer's gate), or undefined. */
+  writeGate?: (partition: number) => GateRefusal | undefined;
   monitor: ClusterMonitor;
   watch: OffsetWatch;
   freshness: Freshness;

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { NodeConfig } from '../config.js';
 import {
+  BufferedItem,
+  BufferedWrite,
   Digest,
   Item,
   NodeStatus,
@@ -61,6 +63,11 @@ const readHeaders = {
   'Lagoon-Staleness-Ms': { schema: { type: 'string' }, description: 'upper bound in ms, or "unknown"' },
   'Lagoon-Consistency': { schema: { type: 'string' } },
   'Lagoon-Session': { schema: { type: 'string' } },
+  'Lagoon-Read-Source': {
+    schema: { type: 'string', enum: ['outbox', 'replica'] },
+    description:
+      "with Lagoon-Read-Buffered: true — outbox when the answer is this node's latest buffered write",
+  },
 };
 
 /** The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. */
@@ -72,15 +79,29 @@ export function openApiDocument(config: NodeConfig): Json {
     header('If-None-Match', '*: create only'),
     header('Idempotency-Key', 'retries with the same key are applied once'),
     header('Lagoon-Session', 'session token to extend'),
+    {
+      ...header(
+        'Lagoon-Write-Mode',
+        "strict (503/504 when Kafka cannot take the write) or buffered (kept in the node's durable outbox: 202 + /v1/writes/{id}); default: the node's LAGOON_WRITE_MODE",
+      ),
+      schema: { type: 'string', enum: ['strict', 'buffered'] },
+    },
   ];
   const writeResponses = {
     200: {
       ...json(WriteResult, 'Acknowledged by Kafka (acks=all), or applied (conditional)'),
       headers: { ETag: { schema: { type: 'string' } }, 'Lagoon-Session': { schema: { type: 'string' } } },
     },
-    202: json(PendingWrite, 'Conditional write not decided in time; poll href'),
+    202: {
+      description:
+        'Conditional write not decided in time (status pending; poll href), or a buffered write kept in the outbox because Kafka could not take it (status buffered; Location: /v1/writes/{id})',
+      content: {
+        'application/json': { schema: { oneOf: [schema(PendingWrite), schema(BufferedWrite)] } },
+      },
+      headers: { Location: { schema: { type: 'string' } } },
+    },
     400: problem(
-      'Invalid key, value (invalid_value: not representable JSON, e.g. 1e400 or nesting deeper than 1000; unsafe_integer: an integer beyond ±(2^53−1)), header or query',
+      'Invalid key, value (invalid_value: not representable JSON, e.g. 1e400 or nesting deeper than 1000; unsafe_integer: an integer beyond ±(2^53−1)), header (invalid_write_mode: Lagoon-Write-Mode other than strict|buffered) or query',
     ),
     412: problem('Condition not met'),
     413: problem('Value too large'),
@@ -89,7 +110,7 @@ export function openApiDocument(config: NodeConfig): Json {
       'idempotency_key_reused: this Idempotency-Key was used for a different request; nothing written',
     ),
     503: problem(
-      'Definite, nothing written; Retry-After set: kafka_unavailable (no broker reachable, or ISR below min.insync.replicas), topic_unsafe, overloaded',
+      'Definite, nothing written; Retry-After set: kafka_unavailable (no broker reachable, or ISR below min.insync.replicas), topic_unsafe, overloaded, outbox_full (buffered: LAGOON_OUTBOX_MAX writes already waiting), buffered_writes_pending (strict: earlier buffered writes to the key did not reach the log in time)',
     ),
     504: problem('Outcome unknown (indefinite): retry with the same Idempotency-Key'),
   };
@@ -108,10 +129,21 @@ export function openApiDocument(config: NodeConfig): Json {
             keyParam,
             ...queryParams(ReadQuery),
             header('Lagoon-Session', 'token for consistency=session'),
+            {
+              ...header(
+                'Lagoon-Read-Buffered',
+                "true: a key with writes waiting in this node's outbox reads as the latest of them (404 for a buffered delete), marked Lagoon-Read-Source: outbox",
+              ),
+              schema: { type: 'string', enum: ['true', 'false'] },
+            },
           ],
           responses: {
-            200: { ...json(Item, 'The value'), headers: readHeaders },
-            400: problem('Invalid key, query or session token'),
+            200: {
+              description: 'The value (from the replica; or from the outbox with Lagoon-Read-Buffered: true)',
+              content: { 'application/json': { schema: { oneOf: [schema(Item), schema(BufferedItem)] } } },
+              headers: readHeaders,
+            },
+            400: problem('Invalid key, query, session token or Lagoon-Read-Buffered'),
             404: { ...problem('No such key'), headers: readHeaders },
             503: problem('Bound not met, or Kafka unreachable (strong)'),
             504: problem('Replica did not catch up in time (session, strong)'),
@@ -141,11 +173,24 @@ export function openApiDocument(config: NodeConfig): Json {
       },
       '/v1/writes/{version}': {
         get: {
-          summary: 'Outcome of a write',
-          parameters: [{ name: 'version', in: 'path', required: true, schema: { type: 'string' } }],
+          summary: 'Outcome of a write, by version or by buffered write id',
+          parameters: [
+            {
+              name: 'version',
+              in: 'path',
+              required: true,
+              schema: { type: 'string' },
+              description:
+                'a version "partition-offset", or the id "ob-…" of a buffered write (ask the node that took it)',
+            },
+          ],
           responses: {
-            200: json(WriteOutcomeView, 'applied / rejected / duplicate / pending / unknown'),
-            400: problem('Not a version'),
+            200: json(
+              WriteOutcomeView,
+              'applied (with version) / rejected (with reason) / duplicate / pending / unknown; for a buffered id also buffered (still in the outbox)',
+            ),
+            400: problem('Neither a version nor a buffered write id'),
+            404: problem('unknown_write: this node has no buffered write with that id'),
           },
         },
       },

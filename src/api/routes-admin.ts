@@ -11,6 +11,7 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const view = deps.monitor.snapshot();
     const replica = deps.replicaStatus();
     const topicProblem = deps.topicProblem?.();
+    const outbox = deps.outbox?.stats(now) ?? { records: 0, oldestSeconds: 0, max: deps.config.outboxMax };
     return {
       node: deps.config.id,
       role: deps.config.role,
@@ -36,8 +37,11 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
         };
       }),
       brokers: { reachable: view.reachable, seen: view.brokers, lastError: view.lastError ?? null },
-      writeMode: 'strict',
-      outboxDepth: 0,
+      // The default for writes without a Lagoon-Write-Mode header, and the buffered writes waiting here.
+      writeMode: deps.config.writeMode,
+      outboxDepth: outbox.records,
+      outbox,
+      bookkeepingRetentionMs: deps.config.bookkeepingRetentionMs,
     };
   });
 

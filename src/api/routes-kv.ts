@@ -13,7 +13,17 @@ import {
 import { encodeSession, mergeSession } from '../core/session.js';
 import { etagOf, formatVersion, parseIfMatch, parseVersion } from '../core/version.js';
 import { LagoonError } from '../errors.js';
+import { isOutboxId, newOutboxId, outboxIdemKey } from '../outbox/outbox.js';
 import type { WriteOutcome } from '../store/replica-store.js';
+import {
+  answerBuffered,
+  buffer,
+  bufferedRead,
+  parseReadBuffered,
+  parseWriteMode,
+  shouldBuffer,
+  writeStatusById,
+} from './buffered.js';
 import type { ApiDeps } from './deps.js';
 import { parseWith } from './parse.js';
 import { badRequest } from './problem.js';
@@ -63,6 +73,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const started = performance.now();
     const key = keyFrom(req);
     const params = parseWith(ReadQuery, req.query);
+    const readBuffered = parseReadBuffered(req.headers['lagoon-read-buffered']);
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
     try {
@@ -75,8 +86,17 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       );
       throw e;
     }
-    const entry = deps.store.get(key);
     readHeaders(deps, reply, params, token, [partition]);
+    if (readBuffered) {
+      // Asked for: this node's own buffered writes, not yet in the log, read over the log's view.
+      const fromOutbox = bufferedRead(deps, reply, key);
+      if (fromOutbox !== undefined) {
+        deps.observe?.read?.(params.consistency, 'outbox', (performance.now() - started) / 1000);
+        return fromOutbox;
+      }
+      reply.header('Lagoon-Read-Source', 'replica');
+    }
+    const entry = deps.store.get(key);
     if (!entry) {
       deps.observe?.read?.(params.consistency, 'not_found', (performance.now() - started) / 1000);
       throw new LagoonError('not_found', `No value for key ${JSON.stringify(key)}`, { status: 404 });
@@ -125,16 +145,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const key = keyFrom(req);
     const q = parseWith(WriteQuery, req.query);
     if (op === 'del' && q.ttl !== undefined) throw badRequest('invalid_query', 'ttl applies to PUT only');
-    const mode = req.headers['lagoon-write-mode'];
-    if (mode !== undefined && mode !== 'strict') {
-      throw new LagoonError(
-        'write_mode_unsupported',
-        `Write mode '${String(mode)}' is not available on this node; use strict`,
-        {
-          status: 400,
-        },
-      );
-    }
+    const mode = parseWriteMode(req.headers['lagoon-write-mode'], deps.config.writeMode);
     const ifMatchRaw = req.headers['if-match'];
     const ifNoneMatchRaw = req.headers['if-none-match'];
     let ifMatch: string | undefined;
@@ -166,6 +177,11 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const conditional = ifMatch !== undefined || ifNoneMatchRaw !== undefined;
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
+    // A buffered-mode write carries an idempotency key from the start (the client's, or one made for it), so
+    // that any resend of its record — after an unknown outcome, or from the outbox after a restart — is applied
+    // once. It does not make the request wait for a verdict as a client's key does.
+    const outboxId = mode === 'buffered' ? newOutboxId() : undefined;
+    const recordIdem = idem ?? (outboxId === undefined ? undefined : outboxIdemKey(outboxId));
     const body: PutOp | DelOp =
       op === 'put'
         ? {
@@ -175,7 +191,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
             wid: `${widPrefix}${++writeSeq}`,
             ...(ifMatch !== undefined ? { ifMatch } : {}),
             ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
-            ...(idem !== undefined ? { idem } : {}),
+            ...(recordIdem !== undefined ? { idem: recordIdem } : {}),
             ...(q.ttl !== undefined ? { ttlMs: q.ttl * 1000 } : {}),
           }
         : {
@@ -184,16 +200,29 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
             wid: `${widPrefix}${++writeSeq}`,
             ...(ifMatch !== undefined ? { ifMatch } : {}),
             ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
-            ...(idem !== undefined ? { idem } : {}),
+            ...(recordIdem !== undefined ? { idem: recordIdem } : {}),
           };
     const done = (result: string) => deps.observe?.write?.(op, result, (performance.now() - started) / 1000);
 
+    const fp = requestFingerprint({ ...body, key });
     // A retried request with a known Idempotency-Key gets the first attempt's answer — if it is the same
     // request (same fingerprint, the rule the replicas decide by); another request under the key is refused.
+    // Still in this node's outbox: the same 202 and id.
+    if (idem !== undefined && deps.outbox !== undefined) {
+      const waiting = deps.outbox.pendingByIdem(key, idem);
+      if (waiting !== undefined) {
+        if (waiting.fp !== fp) {
+          done('idempotency_key_reused');
+          throw keyReused(idem, waiting.id);
+        }
+        done('buffered');
+        return answerBuffered(reply, waiting, true);
+      }
+    }
     if (idem !== undefined) {
       const prior = deps.store.idemLookup(key, idem);
       if (prior !== undefined) {
-        if (prior.fp !== null && prior.fp !== requestFingerprint({ ...body, key })) {
+        if (prior.fp !== null && prior.fp !== fp) {
           done('idempotency_key_reused');
           throw keyReused(idem, prior.version);
         }
@@ -213,15 +242,33 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
         status: 413,
       });
     }
+    const toOutbox = () => {
+      const entry = buffer(deps, { id: outboxId!, key, partition, op, record, idem: recordIdem!, fp });
+      done('buffered');
+      return answerBuffered(reply, entry, false);
+    };
+    // Per-key order on this node: a write never overtakes the key's buffered writes. A buffered one queues
+    // behind them; a strict one waits (bounded) for them to reach the log, or is refused when Kafka is down.
+    const writeDeadline = q.timeoutMs ?? deps.config.writeTimeoutMs;
+    if (deps.outbox?.hasPending(key)) {
+      if (mode === 'buffered') return toOutbox();
+      const closed = () => deps.writeGate?.(partition) !== undefined;
+      if (!closed() && !(await deps.outbox.waitKeyClear(key, writeDeadline, closed)) && !closed()) {
+        done('buffered_writes_pending');
+        throw new LagoonError(
+          'buffered_writes_pending',
+          'Earlier buffered writes to this key are still on their way to the log; the write was not applied.',
+          { status: 503, retryable: true, definite: true },
+        );
+      }
+    }
     let ack: Awaited<ReturnType<NonNullable<ApiDeps['writer']>['append']>>;
     try {
-      ack = await deps.writer.append(
-        encodeKey(key),
-        record,
-        partition,
-        q.timeoutMs ?? deps.config.writeTimeoutMs,
-      );
+      ack = await deps.writer.append(encodeKey(key), record, partition, writeDeadline);
     } catch (e) {
+      // Buffered: Kafka refused it (nothing left the node) or its outcome is unknown (it may be in the log: the
+      // outbox resends the same record, and the replicas take a second copy for a duplicate).
+      if (mode === 'buffered' && shouldBuffer(e)) return toOutbox();
       done((e as LagoonError).code ?? 'error');
       throw e;
     }
@@ -261,9 +308,13 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v1/writes/:version', async (req) => {
     const raw = (req.params as { version: string }).version;
+    if (isOutboxId(raw)) return writeStatusById(deps, raw);
     const pos = parseVersion(raw);
     if (!pos || pos.partition >= P)
-      throw badRequest('invalid_version', `Not a version of this store: ${raw}`);
+      throw badRequest(
+        'invalid_version',
+        `Not a version ("partition-offset") or a buffered write id ("ob-…") of this store: ${raw}`,
+      );
     const outcome = deps.store.writeOutcome(pos.partition, pos.offset);
     if (outcome) return { version: raw, status: outcome.status, key: outcome.key, reason: outcome.reason };
     if (deps.watch.applied(pos.partition) > pos.offset)

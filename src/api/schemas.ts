@@ -68,10 +68,31 @@ export const Item = z.object({
 export const ScanResult = z.object({ items: z.array(Item), nextCursor: z.string().nullable() });
 
 export const WriteOutcomeView = z.object({
-  version: z.string(),
-  status: z.enum(['applied', 'rejected', 'duplicate', 'pending', 'unknown']),
+  version: z.string().nullable().describe('the log position; null for a write still buffered'),
+  id: z.string().optional().describe('the buffered write id asked about'),
+  status: z.enum(['buffered', 'applied', 'rejected', 'duplicate', 'pending', 'unknown']),
   key: z.string().nullable().optional(),
   reason: z.string().nullable().optional(),
+  bufferedAt: z.number().int().optional().describe('buffered writes: when this node took it (ms)'),
+  sentAt: z.number().int().optional().describe('buffered writes: when the log took it (ms)'),
+});
+
+export const BufferedWrite = z.object({
+  status: z.literal('buffered'),
+  id: z.string().describe('"ob-…": poll GET /v1/writes/{id} on this node'),
+  key: z.string(),
+  partition: z.number().int(),
+  bufferedAt: z.number().int().describe('ms since epoch'),
+  href: z.string(),
+});
+
+export const BufferedItem = z.object({
+  key: z.string(),
+  value: z.unknown(),
+  version: z.null(),
+  buffered: z.literal(true),
+  id: z.string(),
+  bufferedAt: z.number().int(),
 });
 
 export const PartitionStatus = z.object({
@@ -104,8 +125,17 @@ export const NodeStatus = z.object({
     seen: z.array(z.number().int()),
     lastError: z.string().nullable(),
   }),
-  writeMode: z.enum(['strict']),
-  outboxDepth: z.number().int(),
+  writeMode: z.enum(['strict', 'buffered']).describe('default for writes without Lagoon-Write-Mode'),
+  outboxDepth: z.number().int().describe("buffered writes waiting in this node's outbox"),
+  outbox: z.object({
+    records: z.number().int(),
+    oldestSeconds: z.number().describe('age of the oldest waiting write, 0 when empty'),
+    max: z.number().int().describe('LAGOON_OUTBOX_MAX: beyond it, 503 outbox_full'),
+  }),
+  bookkeepingRetentionMs: z
+    .number()
+    .int()
+    .describe('log-time retention of write verdicts and idempotency keys (the same on every replica)'),
 });
 
 export const Digest = z.object({

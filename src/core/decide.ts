@@ -30,6 +30,26 @@ export const WID_WINDOW_MS = 15 * 60 * 1000;
 /** How long (log time) an Idempotency-Key is remembered per store key: a retry within 24 h gets the first answer. */
 export const IDEM_WINDOW_MS = 24 * 3600 * 1000;
 
+/**
+ * How long (log time) a replica keeps its bookkeeping — write verdicts, idempotency keys, write ids — by default.
+ * It is part of the replicated state machine: every replica must use the same value (the store records it).
+ */
+export const BOOKKEEPING_RETENTION_MS = IDEM_WINDOW_MS;
+
+/** The memory windows `decide` judges by: idempotency keys and write ids older than these are ignored. */
+export interface MemoryWindows {
+  idemMs: number;
+  widMs: number;
+}
+
+/**
+ * The windows for a bookkeeping retention: idempotency keys live as long as the retention; write ids 15 minutes,
+ * never longer than the retention (a remembered wid points at a verdict that must still be there).
+ */
+export function windowsFor(retentionMs: number): MemoryWindows {
+  return { idemMs: retentionMs, widMs: Math.min(WID_WINDOW_MS, retentionMs) };
+}
+
 /** An earlier record the store remembers (by write id or idempotency key). */
 export interface Remembered {
   /** Version whose outcome that earlier write got: its own, or the original it duplicated. */
@@ -73,6 +93,8 @@ export interface DecideContext {
    * as a duplicate names the original. Identity when absent.
    */
   resolveVersion?: ((version: string) => string) | undefined;
+  /** Memory windows; the defaults (IDEM_WINDOW_MS, WID_WINDOW_MS) when absent. */
+  windows?: MemoryWindows | undefined;
 }
 
 /** True if `entry` exists at log time `t`. Expiry is judged by log time, never by the wall clock. */
@@ -90,14 +112,15 @@ export function decide(current: Entry | undefined, rec: DecodedRecord, ctx: Deci
   if (rec.op === 'hb') return { kind: 'noop' };
   // A copy of a record already applied (a producer retry appended it twice) is the same write: it gets the
   // first copy's outcome and must not be decided again (a conditional copy would fail its own condition).
+  const windows = ctx.windows ?? { idemMs: IDEM_WINDOW_MS, widMs: WID_WINDOW_MS };
   const wid = ctx.seenWid;
-  if (wid !== undefined && remembers(wid.at, ctx.timestamp, WID_WINDOW_MS)) {
+  if (wid !== undefined && remembers(wid.at, ctx.timestamp, windows.widMs)) {
     return { kind: 'duplicate', of: wid.version };
   }
   // A retry of a write already in the log gets the first attempt's outcome, whatever the state is now — if it
   // is the same request. The same key for another request changes nothing (IETF Idempotency-Key draft: 422).
   const seen = ctx.seenIdem;
-  if (rec.idem !== undefined && seen !== undefined && remembers(seen.at, ctx.timestamp, IDEM_WINDOW_MS)) {
+  if (rec.idem !== undefined && seen !== undefined && remembers(seen.at, ctx.timestamp, windows.idemMs)) {
     if (seen.fp !== null && seen.fp !== requestFingerprint(rec)) {
       return { kind: 'reject', reason: 'idempotency_key_reused' };
     }

@@ -129,8 +129,14 @@ export function registerLagMetrics(registry: client.Registry, report: () => LagR
   gauge('lagoon_kafka_reachable', 'Kafka reachable from this node', [], (g, r) =>
     g.set(r.kafkaReachable ? 1 : 0),
   );
-  gauge('lagoon_outbox_depth', 'Writes waiting in the local outbox (buffered mode)', [], (g, r) =>
+  gauge('lagoon_outbox_records', 'Buffered writes waiting in the outbox of this node for Kafka', [], (g, r) =>
     g.set(r.outboxDepth),
+  );
+  gauge(
+    'lagoon_outbox_oldest_seconds',
+    'Age of the oldest buffered write waiting in the outbox of this node (0 when empty)',
+    [],
+    (g, r) => g.set(r.outboxOldestSeconds),
   );
   gauge(
     'lagoon_digest_agreement',

@@ -24,7 +24,8 @@ export interface LagTrackerOptions {
   replicaProgressAt: () => number;
   /** The active KRaft controller, when it can be learned cheaply. */
   controller?: () => Promise<number | undefined>;
-  outboxDepth?: () => number;
+  /** This node's outbox of buffered writes: entries waiting and the oldest one's age. */
+  outbox?: () => { records: number; oldestSeconds: number };
   intervalMs?: number;
 }
 
@@ -41,8 +42,8 @@ interface RateSample {
  * brokers, controller, rates, digest agreement and events. Served at /v1/lag and as metrics.
  */
 export class LagTracker {
-  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outboxDepth'>> &
-    Pick<LagTrackerOptions, 'controller' | 'outboxDepth'>;
+  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outbox'>> &
+    Pick<LagTrackerOptions, 'controller' | 'outbox'>;
   private readonly timelines: OffsetTimeline[] = [];
   private readonly windows = new Map<string, LagWindow>();
   private readonly knownBrokers = new Set<number>();
@@ -163,6 +164,7 @@ export class LagTracker {
     const brokers: BrokerView[] = [...this.knownBrokers]
       .sort((a, b) => a - b)
       .map((id) => ({ id, up: view.reachable && view.brokers.includes(id) }));
+    const outbox = this.o.outbox?.();
     return {
       node: this.o.nodeId,
       topic: this.o.topic,
@@ -176,7 +178,8 @@ export class LagTracker {
         appliedPerSec: span > 0 ? Math.max(0, (sumApplied - first.applied) / span) : 0,
       },
       digests: this.digests,
-      outboxDepth: this.o.outboxDepth?.() ?? 0,
+      outboxDepth: outbox?.records ?? 0,
+      outboxOldestSeconds: outbox?.oldestSeconds ?? 0,
       events: [],
     };
   }

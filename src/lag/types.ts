@@ -60,7 +60,9 @@ export interface LagReport {
     agree: boolean | null;
     nodes: Array<{ node: string; digest: string | null; appliedOffsets: number[] }>;
   };
+  /** Buffered writes waiting in this node's outbox, and the oldest one's age in seconds (0 when empty). */
   outboxDepth: number;
+  outboxOldestSeconds: number;
   /** Recent events, oldest first (bounded ring). */
   events: LagoonEvent[];
 }

@@ -16,7 +16,9 @@ import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
 import { ensureTopic, type TopicSpec, verifyTopic } from '../log/topic.js';
-import { WRITER_CLIENT, Writer } from '../log/writer.js';
+import { type GateRefusal, WRITER_CLIENT, Writer } from '../log/writer.js';
+import { OutboxDrainer } from '../outbox/drainer.js';
+import { Outbox, outboxPathFor } from '../outbox/outbox.js';
 import { Replica } from '../replica/replica.js';
 import { OffsetWatch } from '../store/offset-watch.js';
 import { ReplicaStore } from '../store/replica-store.js';
@@ -36,6 +38,8 @@ export class LagoonNode {
   private readonly store: ReplicaStore;
   private readonly monitor: ClusterMonitor;
   private readonly writer: Writer | undefined;
+  private readonly outbox: Outbox | undefined;
+  private readonly drainer: OutboxDrainer | undefined;
   private readonly replica: Replica | undefined;
   private readonly watch: OffsetWatch;
   private readonly freshness = new Freshness();
@@ -59,7 +63,10 @@ export class LagoonNode {
     this.config = config;
     this.metrics = new NodeMetrics(config.id);
     fs.mkdirSync(path.dirname(path.resolve(config.db)), { recursive: true });
-    this.store = ReplicaStore.open(config.db, { partitions: config.partitions });
+    this.store = ReplicaStore.open(config.db, {
+      partitions: config.partitions,
+      retentionMs: config.bookkeepingRetentionMs,
+    });
     this.watch = new OffsetWatch(() => this.store.appliedOffsets());
     for (const [p, o] of this.store.appliedOffsets()) this.freshness.observeApplied(p, o);
     const kafka = kafkaClient({
@@ -94,13 +101,20 @@ export class LagoonNode {
       this.writer = new Writer(writerKafka, {
         topic: config.topic,
         lingerMs: config.lingerMs,
-        // Topic first: a node whose partition count disagrees with the topic's would put keys in other
-        // partitions than every other node, so it takes no writes at all until its topic check passes.
-        gate: (p) => {
-          if (this.topicProblem !== undefined) return { code: 'topic_unsafe', reason: this.topicProblem };
-          const closed = this.monitor.writeGate(p);
-          return closed === undefined ? undefined : { code: 'kafka_unavailable', reason: closed };
-        },
+        gate: (p) => this.writeGate(p),
+      });
+    }
+    if (this.writer) {
+      // Buffered writes: their own SQLite file beside the store, drained through the same Writer.
+      this.outbox = Outbox.open(config.outboxDb ?? outboxPathFor(config.db), { max: config.outboxMax });
+      this.drainer = new OutboxDrainer(this.outbox, this.writer, {
+        gate: (p) => this.writeGate(p),
+        attemptTimeoutMs: config.writeTimeoutMs,
+        keepSentMs: config.bookkeepingRetentionMs,
+        log: (event, fields) =>
+          process.stderr.write(
+            `${JSON.stringify({ time: Date.now(), node: config.id, component: 'outbox', event, ...fields })}\n`,
+          ),
       });
     }
     if (config.role !== 'api') {
@@ -133,6 +147,7 @@ export class LagoonNode {
       events: this.events,
       peers: config.peers,
       replicaProgressAt: () => this.replica?.lastBatchAt ?? 0,
+      outbox: () => this.outbox?.stats() ?? { records: 0, oldestSeconds: 0 },
       // Brokers forward DescribeQuorum to the active controller; ask them all, first answer wins.
       controller:
         config.kafka.ssl || config.kafka.sasl
@@ -160,6 +175,9 @@ export class LagoonNode {
         config,
         store: this.store,
         writer: this.writer,
+        outbox: this.outbox,
+        onBuffered: () => this.drainer?.kick(),
+        writeGate: (p) => this.writeGate(p),
         monitor: this.monitor,
         watch: this.watch,
         freshness: this.freshness,
@@ -192,6 +210,7 @@ export class LagoonNode {
     const node = new LagoonNode(config);
     node.monitor.start();
     node.writer?.start();
+    node.drainer?.start();
     node.events.start();
     node.tracker.start();
     node.history.start();
@@ -200,6 +219,17 @@ export class LagoonNode {
     node.connectLoop = node.connectKafka();
     node.state = 'running';
     return node;
+  }
+
+  /**
+   * Why partition `p` cannot take writes now: the topic first (a node whose partition count disagrees with the
+   * topic's would put keys in other partitions than every other node, so it takes no writes at all until its
+   * topic check passes), then Kafka (no broker reachable, ISR below min.insync.replicas).
+   */
+  private writeGate(p: number): GateRefusal | undefined {
+    if (this.topicProblem !== undefined) return { code: 'topic_unsafe', reason: this.topicProblem };
+    const closed = this.monitor.writeGate(p);
+    return closed === undefined ? undefined : { code: 'kafka_unavailable', reason: closed };
   }
 
   get port(): number {
@@ -221,7 +251,11 @@ export class LagoonNode {
       this.history.close();
       await this.tracker.close();
       this.events.close();
+      // The drainer stops starting rounds; closing the Writer settles the ones in flight; then the outbox file.
+      const drained = this.drainer?.close();
       await this.writer?.close();
+      await drained;
+      this.outbox?.close();
       await this.replica?.close();
       await this.monitor.close();
       this.watch.close();

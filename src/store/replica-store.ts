@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
 import {
+  BOOKKEEPING_RETENTION_MS,
   type Decision,
   decide,
   type Entry,
-  IDEM_WINDOW_MS,
+  type MemoryWindows,
   remembers,
-  WID_WINDOW_MS,
+  windowsFor,
 } from '../core/decide.js';
 import { bigIntToDigest, digestToBigInt, EMPTY_DIGEST, entryHash } from '../core/digest.js';
 import { decodeRecord, requestFingerprint } from '../core/record.js';
@@ -16,8 +17,9 @@ import { LagoonError } from '../errors.js';
 /**
  * Version of the SQLite schema below; bump it with a migration when the schema changes.
  * 2: idempotency entries carry a request fingerprint and log time; write ids are remembered (`wids`).
+ * 3: write verdicts carry the log time they were decided at (`writes.at`), for retention.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** One Kafka record as the consumer hands it over. */
 export interface LogRecord {
@@ -53,7 +55,8 @@ export interface WriteOutcome {
 export interface StoreDump {
   kv: Array<Entry & { partition: number }>;
   partitions: PartitionInfo[];
-  writes: WriteOutcome[];
+  /** `at`: the partition log time the verdict was recorded at (null for verdicts kept from schema 2). */
+  writes: Array<WriteOutcome & { at: number | null }>;
   idem: Array<{
     idemKey: string;
     partition: number | null;
@@ -113,7 +116,7 @@ CREATE TABLE IF NOT EXISTS partitions (
   records_applied INT NOT NULL, last_record_ts INT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS writes (
-  partition INT NOT NULL, offset INT NOT NULL, key TEXT, status TEXT NOT NULL, reason TEXT,
+  partition INT NOT NULL, offset INT NOT NULL, key TEXT, status TEXT NOT NULL, reason TEXT, at INT,
   PRIMARY KEY (partition, offset)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idem (
@@ -129,7 +132,21 @@ CREATE INDEX IF NOT EXISTS wids_age ON wids(partition, at);
 /** Runs after SCHEMA (and any migration) on every open; idempotent. Indexes on migrated columns live here. */
 const SCHEMA_AFTER_MIGRATION = `
 CREATE INDEX IF NOT EXISTS idem_age ON idem(partition, at) WHERE at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS writes_age ON writes(partition, at) WHERE at IS NOT NULL;
 `;
+
+/**
+ * Schema 2 → 3: verdicts gain the log time they were recorded at. Verdicts kept from schema 2 keep NULL: they
+ * are older than every verdict with a time in their partition (the log clock never goes back), so retention
+ * drops them together with the first timed verdict after them that ages out (see purgeVerdicts).
+ */
+function migrateFrom2(db: Database.Database): void {
+  const cols = db
+    .prepare<[], { name: string }>('PRAGMA table_info(writes)')
+    .all()
+    .map((c) => c.name);
+  if (!cols.includes('at')) db.exec('ALTER TABLE writes ADD COLUMN at INT');
+}
 
 /**
  * Schema 1 → 2: idempotency entries gain partition, fingerprint and log time. Entries from schema 1 keep
@@ -211,9 +228,15 @@ export class ReplicaStore {
     skipped: number;
   };
 
-  private constructor(db: Database.Database, partitions: number) {
+  /** Log-time retention of verdicts, idempotency keys and write ids (the same on every replica). */
+  readonly retentionMs: number;
+  private readonly windows: MemoryWindows;
+
+  private constructor(db: Database.Database, partitions: number, retentionMs: number) {
     this.db = db;
     this.partitions = partitions;
+    this.retentionMs = retentionMs;
+    this.windows = windowsFor(retentionMs);
     this.stmt = {
       getRow: db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
       upsert: db.prepare(
@@ -235,7 +258,18 @@ export class ReplicaStore {
       ),
       allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY partition'),
       insertWrite: db.prepare(
-        'INSERT INTO writes (partition, offset, key, status, reason) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO writes (partition, offset, key, status, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      // The clock never goes back, so the verdicts past the retention are a prefix of the partition's offsets:
+      // the last one bounds what goes (schema-2 verdicts without a time, older than any timed one, included).
+      lastAgedWrite: db.prepare<[number, number], { offset: number }>(
+        'SELECT offset FROM writes WHERE partition = ? AND at <= ? ORDER BY at DESC, offset DESC LIMIT 1',
+      ),
+      purgeWritesThrough: db.prepare<[number, number]>(
+        'DELETE FROM writes WHERE partition = ? AND offset <= ?',
+      ),
+      writeAt: db.prepare<[number, number], { status: string; reason: string | null; at: number | null }>(
+        'SELECT status, reason, at FROM writes WHERE partition = ? AND offset = ?',
       ),
       getWrite: db.prepare<[number, number], WriteOutcome>(
         'SELECT partition, offset, key, status, reason FROM writes WHERE partition = ? AND offset = ?',
@@ -270,10 +304,18 @@ export class ReplicaStore {
     this.applyTx = db.transaction((partition, records, hooks) => this.applyInTx(partition, records, hooks));
   }
 
-  /** Opens (creating if missing) the store at `path` for a topic with `opts.partitions` partitions. */
-  static open(path: string, opts: { partitions: number }): ReplicaStore {
+  /**
+   * Opens (creating if missing) the store at `path` for a topic with `opts.partitions` partitions.
+   * `retentionMs` (log time; default BOOKKEEPING_RETENTION_MS) is bound to the store on first open, like the
+   * partition count: replicas that remembered for different times would decide retries differently.
+   */
+  static open(path: string, opts: { partitions: number; retentionMs?: number | undefined }): ReplicaStore {
     if (!Number.isSafeInteger(opts.partitions) || opts.partitions < 1) {
       throw new RangeError(`invalid partition count ${opts.partitions}`);
+    }
+    const retentionMs = opts.retentionMs ?? BOOKKEEPING_RETENTION_MS;
+    if (!Number.isSafeInteger(retentionMs) || retentionMs < 1) {
+      throw new RangeError(`invalid retention ${retentionMs}`);
     }
     const db = new Database(path);
     try {
@@ -292,6 +334,10 @@ export class ReplicaStore {
         let schema = meta.get('schema_version')?.value;
         if (schema === '1') {
           migrateFrom1(db);
+          schema = '2';
+        }
+        if (schema === '2') {
+          migrateFrom2(db);
           db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(SCHEMA_VERSION));
           schema = String(SCHEMA_VERSION);
         }
@@ -312,6 +358,16 @@ export class ReplicaStore {
               'keys would now map to other partitions: delete the store file to rebuild the replica',
           );
         }
+        const retention = meta.get('bookkeeping_retention_ms')?.value;
+        if (retention === undefined) setMeta.run('bookkeeping_retention_ms', String(retentionMs));
+        else if (retention !== String(retentionMs)) {
+          throw new LagoonError(
+            'store_retention_mismatch',
+            `store ${path} keeps its bookkeeping for ${retention} ms of log time, this node is configured for ` +
+              `${retentionMs} ms; every replica must use the same retention (it decides which retries are ` +
+              'recognised): set LAGOON_BOOKKEEPING_RETENTION_MS back, or delete the store file to rebuild the replica',
+          );
+        }
         const ins = db.prepare(
           'INSERT OR IGNORE INTO partitions (partition, applied_offset, digest, records_applied, last_record_ts) VALUES (?, 0, ?, 0, NULL)',
         );
@@ -321,7 +377,7 @@ export class ReplicaStore {
       db.close();
       throw e;
     }
-    return new ReplicaStore(db, opts.partitions);
+    return new ReplicaStore(db, opts.partitions, retentionMs);
   }
 
   /** The topic this store was built from (bound on first contact), or undefined before that. */
@@ -421,7 +477,8 @@ export class ReplicaStore {
             ? undefined
             : { version: idemRow.version, fp: idemRow.fp, at: idemRow.at ?? clock },
         seenWid: widRow,
-        resolveVersion: this.resolveVersion,
+        resolveVersion: (v) => this.resolveVersion(v, clock!),
+        windows: this.windows,
       });
       switch (d.kind) {
         case 'put': {
@@ -429,7 +486,7 @@ export class ReplicaStore {
           const e = d.entry;
           s.upsert.run(e.key, partition, e.value, e.version, e.updatedAt, e.expiresAt);
           digest += entryHash(e);
-          s.insertWrite.run(partition, r.offset, key, 'applied', null);
+          s.insertWrite.run(partition, r.offset, key, 'applied', null, clock);
           break;
         }
         case 'delete':
@@ -437,13 +494,13 @@ export class ReplicaStore {
             digest -= entryHash(toEntry(current));
             s.deleteRow.run(current.key);
           }
-          s.insertWrite.run(partition, r.offset, key, 'applied', null);
+          s.insertWrite.run(partition, r.offset, key, 'applied', null, clock);
           break;
         case 'reject':
-          s.insertWrite.run(partition, r.offset, key, 'rejected', d.reason);
+          s.insertWrite.run(partition, r.offset, key, 'rejected', d.reason, clock);
           break;
         case 'duplicate':
-          s.insertWrite.run(partition, r.offset, key, 'duplicate', d.of);
+          s.insertWrite.run(partition, r.offset, key, 'duplicate', d.of, clock);
           break;
         case 'noop':
           break;
@@ -462,7 +519,7 @@ export class ReplicaStore {
       }
       // Remember the write id with the version whose outcome this write got (the original, for an idempotent
       // retry), so a second copy of this record answers the same. A copy itself is not remembered again.
-      const copy = widRow !== undefined && remembers(widRow.at, clock, WID_WINDOW_MS);
+      const copy = widRow !== undefined && remembers(widRow.at, clock, this.windows.widMs);
       if (write !== undefined && !(d.kind === 'duplicate' && copy)) {
         s.putWid.run(partition, write.wid, d.kind === 'duplicate' ? d.of : version, clock);
       }
@@ -474,10 +531,12 @@ export class ReplicaStore {
       // Drop entries that expired by log time. Deterministic: the clock is part of the replicated state.
       for (const ex of s.expired.all(partition, clock)) digest -= entryHash(toEntry(ex));
       s.purge.run(partition, clock);
-      // Forget write ids and idempotency keys older than their windows. Only space: decide ignores such
-      // entries anyway, so when this runs (batch boundaries differ between replicas) changes no verdict.
-      s.pruneWids.run(partition, clock - WID_WINDOW_MS);
-      s.pruneIdem.run(partition, clock - IDEM_WINDOW_MS);
+      // Forget write ids, idempotency keys and verdicts older than their windows, by log time. Only space:
+      // decide ignores such entries anyway, so when this runs (batch boundaries differ between replicas)
+      // changes no verdict, and replicas at equal offsets (equal clocks) hold equal rows.
+      s.pruneWids.run(partition, clock - this.windows.widMs);
+      s.pruneIdem.run(partition, clock - this.windows.idemMs);
+      this.purgeVerdicts(partition, clock - this.retentionMs);
     }
     if (applied > 0) {
       s.setPartition.run(
@@ -580,7 +639,7 @@ export class ReplicaStore {
     if (row === undefined) return undefined;
     if (row.at !== null && row.partition !== null) {
       const clock = this.stmt.clock.get(row.partition)?.last_record_ts;
-      if (clock != null && !remembers(row.at, clock, IDEM_WINDOW_MS)) return undefined;
+      if (clock != null && !remembers(row.at, clock, this.windows.idemMs)) return undefined;
     }
     return { version: row.version, fp: row.fp };
   }
@@ -603,13 +662,23 @@ export class ReplicaStore {
     return { ...w, version: formatVersion(w.partition, w.offset) };
   }
 
-  /** If-Match names a version; a version handed out for a duplicate copy stands for the original write. */
-  private readonly resolveVersion = (v: string): string => {
+  /**
+   * If-Match names a version; a version handed out for a duplicate copy stands for the original write — while the
+   * copy's verdict is within the retention at log time `clock` (a verdict past it counts as gone, pruned or not).
+   */
+  private resolveVersion(v: string, clock: number): string {
     const pos = parseVersion(v);
     if (pos === undefined) return v;
-    const w = this.stmt.getWrite.get(pos.partition, pos.offset);
-    return w?.status === 'duplicate' && w.reason !== null ? w.reason : v;
-  };
+    const w = this.stmt.writeAt.get(pos.partition, pos.offset);
+    if (w?.status !== 'duplicate' || w.reason === null) return v;
+    return w.at !== null && !remembers(w.at, clock, this.retentionMs) ? v : w.reason;
+  }
+
+  /** Drops the partition's verdicts recorded at log time `cutoff` or before (the verdicts are ordered by time). */
+  private purgeVerdicts(partition: number, cutoff: number): void {
+    const last = this.stmt.lastAgedWrite.get(partition, cutoff);
+    if (last !== undefined) this.stmt.purgeWritesThrough.run(partition, last.offset);
+  }
 
   /** Entire state in a deterministic order, for tests and convergence checks. */
   dumpState(): StoreDump {
@@ -619,8 +688,8 @@ export class ReplicaStore {
       .all()
       .map((r) => ({ ...toEntry(r), partition: r.partition }));
     const writes = this.db
-      .prepare<[], WriteOutcome>(
-        'SELECT partition, offset, key, status, reason FROM writes ORDER BY partition, offset',
+      .prepare<[], StoreDump['writes'][number]>(
+        'SELECT partition, offset, key, status, reason, at FROM writes ORDER BY partition, offset',
       )
       .all();
     const idem = this.db

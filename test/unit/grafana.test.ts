@@ -216,7 +216,7 @@ describe('Grafana dashboard: metric names', () => {
       'lagoon_broker_up',
       'lagoon_kafka_reachable',
       'lagoon_digest_agreement',
-      'lagoon_outbox_depth',
+      'lagoon_outbox_records',
       'lagoon_records_applied_total',
       'lagoon_write_duration_seconds_count',
       'lagoon_write_duration_seconds_bucket',

@@ -259,7 +259,16 @@
     c.dataset.controller = report.controller === null ? '' : String(report.controller);
     setText(c, report.controller === null ? 'unknown' : `broker ${report.controller}`);
 
-    setText($('outbox-depth'), fmtInt(report.outboxDepth));
+    // Buffered writes waiting on this node for Kafka, and how long the oldest has waited.
+    const depth = report.outboxDepth;
+    const oldest = report.outboxOldestSeconds;
+    const ob = $('outbox-depth');
+    ob.dataset.records = String(Number.isFinite(depth) ? depth : '');
+    ob.className = `value${depth > 0 ? ' outbox-waiting' : ''}`;
+    setText(
+      ob,
+      depth > 0 && Number.isFinite(oldest) ? `${fmtInt(depth)} (oldest ${fmtSecs(oldest)})` : fmtInt(depth),
+    );
 
     const agree = report.digests ? report.digests.agree : null;
     const dstate = agree === true ? 'agree' : agree === false ? 'disagree' : 'unknown';

@@ -72,6 +72,7 @@ function report(at: number, over: Partial<LagReport> = {}): LagReport {
     rates: { writesPerSec: 10, appliedPerSec: 9.5 },
     digests: { agree: null, nodes: [] },
     outboxDepth: 2,
+    outboxOldestSeconds: 1.5,
     events: [],
     ...over,
   };

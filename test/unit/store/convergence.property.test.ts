@@ -1,7 +1,13 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decide, type Entry, IDEM_WINDOW_MS, WID_WINDOW_MS } from '../../../src/core/decide.js';
+import {
+  BOOKKEEPING_RETENTION_MS,
+  decide,
+  type Entry,
+  IDEM_WINDOW_MS,
+  WID_WINDOW_MS,
+} from '../../../src/core/decide.js';
 import { decodeRecord, requestFingerprint, type WriteOp } from '../../../src/core/record.js';
 import { parseVersion } from '../../../src/core/version.js';
 import { type LogRecord, ReplicaStore } from '../../../src/store/replica-store.js';
@@ -185,7 +191,7 @@ function buildLog(p: number, steps: Array<{ op: GenOp; gap: number; dt: number }
 /**
  * The expected kv rows and write outcomes, from `decide` alone: one pass per partition with the wid and
  * idempotency memories kept in maps (never pruned: `decide` ignores what is out of its window), purge at the
- * final log clock.
+ * final log clock — of expired entries, and of verdicts older than the bookkeeping retention.
  */
 function model(logs: LogRecord[][]): {
   kv: Array<Entry & { partition: number }>;
@@ -196,7 +202,13 @@ function model(logs: LogRecord[][]): {
   for (const [p, log] of logs.entries()) {
     const idem = new Map<string, { version: string; fp: string; at: number }>();
     const wids = new Map<string, { version: string; at: number }>();
-    const outcomes = new Map<number, { status: string; reason: string | null }>();
+    const outcomes = new Map<number, { status: string; reason: string | null; at: number }>();
+    const partitionWrites: Array<{
+      partition: number;
+      offset: number;
+      status: string;
+      reason: string | null;
+    }> = [];
     let clock: number | null = null;
     for (const r of log) {
       clock = clock === null ? r.timestamp : Math.max(clock, r.timestamp);
@@ -211,9 +223,11 @@ function model(logs: LogRecord[][]): {
         timestamp: clock,
         seenIdem: ik === undefined ? undefined : idem.get(ik),
         seenWid,
+        // A copy's verdict past the retention counts as gone, whether the store pruned it yet or not.
         resolveVersion: (v) => {
           const o = outcomes.get(parseVersion(v)?.offset ?? -1);
-          return o?.status === 'duplicate' && o.reason !== null ? o.reason : v;
+          const kept = o !== undefined && clock! - o.at < BOOKKEEPING_RETENTION_MS;
+          return kept && o.status === 'duplicate' && o.reason !== null ? o.reason : v;
         },
       });
       const version = `${p}-${r.offset}`;
@@ -228,8 +242,8 @@ function model(logs: LogRecord[][]): {
               ? { status: 'duplicate', reason: decision.of }
               : undefined;
       if (outcome !== undefined) {
-        outcomes.set(r.offset, outcome);
-        writes.push({ partition: p, offset: r.offset, ...outcome });
+        outcomes.set(r.offset, { ...outcome, at: clock });
+        partitionWrites.push({ partition: p, offset: r.offset, ...outcome });
       }
       const decided = ['put', 'delete', 'reject'].includes(decision.kind);
       const reused = decision.kind === 'reject' && decision.reason === 'idempotency_key_reused';
@@ -250,6 +264,9 @@ function model(logs: LogRecord[][]): {
     }
     for (const [k, e] of kv)
       if (e.partition === p && e.expiresAt !== null && clock !== null && e.expiresAt <= clock) kv.delete(k);
+    // Verdicts are kept for the retention, by the partition's final log clock.
+    for (const w of partitionWrites)
+      if (clock !== null && clock - outcomes.get(w.offset)!.at < BOOKKEEPING_RETENTION_MS) writes.push(w);
   }
   return {
     kv: [...kv.values()].sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key))),
@@ -367,8 +384,16 @@ describe('replica convergence', () => {
             expect(info.appliedOffset).toBe(log.length === 0 ? 0 : log[log.length - 1]!.offset + 1);
             expect(info.digest).toBe(recomputed.get(info.partition));
           }
+          // Every write record has a verdict, unless it is older than the retention by its partition's clock.
           expect(dumpA.writes.length).toBe(
-            logs.flat().filter((r) => decodeRecord(r.key, r.value).op !== 'hb').length,
+            logs.flatMap((log) => {
+              const end = Math.max(...log.map((r) => r.timestamp));
+              let clock = -Infinity;
+              return log.filter((r) => {
+                clock = Math.max(clock, r.timestamp);
+                return decodeRecord(r.key, r.value).op !== 'hb' && end - clock < BOOKKEEPING_RETENTION_MS;
+              });
+            }).length,
           );
         } finally {
           a.close();

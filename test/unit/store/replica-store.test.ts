@@ -51,7 +51,7 @@ describe('ReplicaStore.open', () => {
     const db = new Database(path, { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '2' });
+      expect(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '3' });
     } finally {
       db.close();
     }
@@ -69,7 +69,7 @@ describe('ReplicaStore.open', () => {
     store = ReplicaStore.open(path, { partitions: 3 });
   });
 
-  it('opens a schema-1 store: legacy idempotency entries still answer retries, and it becomes schema 2', async () => {
+  it('opens a schema-1 store: legacy idempotency entries still answer retries, and it becomes schema 3', async () => {
     const Database = (await import('better-sqlite3')).default;
     const old = join(tmp.dir, 'v1.db');
     const db = new Database(old);
@@ -99,7 +99,7 @@ describe('ReplicaStore.open', () => {
     }
     const check = new Database(old, { readonly: true });
     expect(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({
-      value: '2',
+      value: '3',
     });
     check.close();
   });
@@ -112,7 +112,7 @@ describe('ReplicaStore.open', () => {
     db.close();
     expect(() => ReplicaStore.open(path, { partitions: 3 })).toThrow(/schema version 99/);
     const fix = new Database(path);
-    fix.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+    fix.prepare("UPDATE meta SET value = '3' WHERE key = 'schema_version'").run();
     fix.close();
     store = ReplicaStore.open(path, { partitions: 3 });
   });
