@@ -33,6 +33,10 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     const i = args.indexOf(`--${name}`);
     return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
   };
+  if (args[0] === 'outage') {
+    const { outageCommand } = await import('./outage.js');
+    return outageCommand(args.slice(1), io);
+  }
   if (args[0] === 'apply') {
     const r = measureApplyRate({ records: opt('records', 200_000) });
     io.out(applyLine(r));

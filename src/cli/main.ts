@@ -25,6 +25,11 @@ function int(name: string, v: string | undefined): number | undefined {
 /** CLI entry: parses argv, runs one command, maps every failure to a one-line message and an exit code. */
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   try {
+    if (argv[0] === 'bench') {
+      // The bench has flags of its own (`lagoon bench outage --outage 60`): it reads the raw arguments.
+      const { benchCommand } = await import('../bench/run.js');
+      return await benchCommand(argv.slice(1), io);
+    }
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
