@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BOOKKEEPING_RETENTION_MS, WID_WINDOW_MS } from './core/decide.js';
 import { DEFAULTS } from './defaults.js';
 import { LagoonError } from './errors.js';
+import { BREAKS } from './testing/breaks.js';
 
 const brokerList = z
   .string()
@@ -77,6 +78,19 @@ export const NodeConfigSchema = z.object({
     .min(WID_WINDOW_MS)
     .max(366 * 24 * 3600 * 1000)
     .default(BOOKKEEPING_RETENTION_MS),
+  /** Test only (LAGOON_TEST_BREAK): deliberately broken guarantees, see src/testing/breaks.ts. */
+  testBreaks: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(BREAKS))),
+  /** Test only (LAGOON_TEST_APPLY_DELAY_MS): a slow replica, waiting this long before each applied batch. */
+  testApplyDelayMs: z.coerce.number().int().min(0).max(60_000).default(0),
 });
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
@@ -107,6 +121,8 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     writeMode: pick('LAGOON_WRITE_MODE'),
     outboxMax: pick('LAGOON_OUTBOX_MAX'),
     bookkeepingRetentionMs: pick('LAGOON_BOOKKEEPING_RETENTION_MS'),
+    testBreaks: pick('LAGOON_TEST_BREAK'),
+    testApplyDelayMs: pick('LAGOON_TEST_APPLY_DELAY_MS'),
     brokers: pick('LAGOON_KAFKA_BROKERS'),
     ssl: pick('LAGOON_KAFKA_SSL') === 'true',
     saslMechanism: pick('LAGOON_KAFKA_SASL_MECHANISM'),

@@ -60,6 +60,7 @@ export async function admitRead(
     case 'eventual':
       return;
     case 'session': {
+      if (deps.config.testBreaks.includes('session-ignores-token')) return;
       const targets = new Map<number, number>();
       for (const p of partitions) {
         const o = token.get(p);
@@ -109,6 +110,7 @@ export async function admitRead(
           { status: 503, retryable: true },
         );
       }
+      if (deps.config.testBreaks.includes('strong-skips-offset-wait')) return;
       const started = Date.now();
       const ends = await deps.monitor.freshEndOffsets(timeoutMs);
       const targets = new Map<number, number>();

@@ -15,6 +15,8 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return {
       node: deps.config.id,
       role: deps.config.role,
+      // Present only on a node started with LAGOON_TEST_BREAK (src/testing/breaks.ts): deliberately broken.
+      ...(deps.config.testBreaks.length > 0 ? { testBreaks: deps.config.testBreaks } : {}),
       topic: deps.config.topic,
       // Writes are refused while this is set (503); reasons are sentences that say the way out.
       topicProblem: topicProblem ?? null,

@@ -73,6 +73,8 @@ export async function startOwnEnv(opts: {
   proxied: boolean;
   progress: (line: string) => void;
   partitions?: number;
+  /** Extra environment of node i (0-based), e.g. a test-only break (src/testing/breaks.ts). */
+  nodeEnv?: (index: number) => Record<string, string>;
 }): Promise<ChaosEnv> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-chaos-'));
   const partitions = opts.partitions ?? DEFAULTS.partitions;
@@ -144,7 +146,7 @@ export async function startOwnEnv(opts: {
             peers: urls.filter((_, j) => j !== i),
             eventsFile: path.join(dataDir, EVENTS_FILE),
           },
-          { logFile },
+          { logFile, env: opts.nodeEnv?.(i) ?? {} },
         );
         children.set(id, child);
         return child;

@@ -49,6 +49,8 @@ export interface ChaosOptions {
   signal?: AbortSignal;
   /** Bound on the settle phase. */
   settleTimeoutMs?: number;
+  /** Extra environment of own node i (0-based); not with `attach`. */
+  nodeEnv?: (index: number) => Record<string, string>;
 }
 
 /** What a run produced. */
@@ -441,7 +443,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   }
   const env = opts.attach
     ? await attachEnv({ dataDir: opts.dataDir ?? '.lagoon' })
-    : await startOwnEnv({ proxied: PROXY_SCENARIOS.has(opts.scenario), progress });
+    : await startOwnEnv({
+        proxied: PROXY_SCENARIOS.has(opts.scenario),
+        progress,
+        ...(opts.nodeEnv ? { nodeEnv: opts.nodeEnv } : {}),
+      });
   const notes: string[] = [];
   const lag: LagSample[] = [];
   let stopSampling: (() => void) | undefined;

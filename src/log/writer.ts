@@ -52,6 +52,8 @@ export interface WriterOptions {
    * they fail definitely, with the refusal's code.
    */
   gate?: (partition: number) => GateRefusal | undefined;
+  /** Test only, deliberately broken guarantees (src/testing/breaks.ts); never set by the product. */
+  testBreaks?: { ackBeforeKafka?: boolean; unknownAsDefinite?: boolean };
 }
 
 export type WriterState = 'idle' | 'running' | 'closing' | 'closed';
@@ -83,8 +85,10 @@ const ATTEMPT_MS = 3000;
  */
 export class Writer {
   private readonly kafka: Kafka;
-  private readonly opts: Required<Omit<WriterOptions, 'onBatch' | 'gate'>> &
-    Pick<WriterOptions, 'onBatch' | 'gate'>;
+  private readonly opts: Required<Omit<WriterOptions, 'onBatch' | 'gate' | 'testBreaks'>> &
+    Pick<WriterOptions, 'onBatch' | 'gate' | 'testBreaks'>;
+  /** Last acknowledged offset per partition (only the 'ack-before-kafka' test break reads it). */
+  private readonly lastAcked = new Map<number, number>();
   private readonly lanes = new Map<number, Lane>();
   private queued = 0;
   private closing: Promise<void> | undefined;
@@ -117,6 +121,17 @@ export class Writer {
         ),
       );
     }
+    if (this.opts.testBreaks?.ackBeforeKafka) {
+      // Deliberately broken (test only): answered before Kafka acknowledged, at a guessed position.
+      this.send1(key, value, partition, timeoutMs).catch(() => {});
+      const offset = (this.lastAcked.get(partition) ?? -1) + 1;
+      this.lastAcked.set(partition, offset);
+      return Promise.resolve({ partition, offset, timestamp: Date.now() });
+    }
+    return this.send1(key, value, partition, timeoutMs);
+  }
+
+  private send1(key: Buffer | null, value: Buffer, partition: number, timeoutMs: number): Promise<WriteAck> {
     const lane = this.lane(partition);
     return new Promise<WriteAck>((resolve, reject) => {
       const now = Date.now();
@@ -198,8 +213,18 @@ export class Writer {
     p.settled = true;
     this.queued--;
     clearTimeout(p.timer);
-    if (result instanceof LagoonError) p.reject(result);
-    else p.resolve(result);
+    if (result instanceof LagoonError) {
+      // Deliberately broken (test only): a sent write's unknown outcome reported as a definite failure.
+      if (this.opts.testBreaks?.unknownAsDefinite && result.code === 'write_outcome_unknown') {
+        p.reject(unavailable(`(test break) ${result.message}`));
+      } else p.reject(result);
+    } else {
+      this.lastAcked.set(
+        result.partition,
+        Math.max(result.offset, this.lastAcked.get(result.partition) ?? -1),
+      );
+      p.resolve(result);
+    }
   }
 
   private schedule(lane: Lane): void {

@@ -61,6 +61,11 @@ export class LagoonNode {
 
   private constructor(config: NodeConfig) {
     this.config = config;
+    if (config.testBreaks.length > 0 || config.testApplyDelayMs > 0) {
+      process.stderr.write(
+        `lagoon node ${config.id}: TEST ONLY — deliberately broken: ${config.testBreaks.join(', ') || 'none'}; apply delay ${config.testApplyDelayMs} ms. Never run this in production.\n`,
+      );
+    }
     this.metrics = new NodeMetrics(config.id);
     fs.mkdirSync(path.dirname(path.resolve(config.db)), { recursive: true });
     this.store = ReplicaStore.open(config.db, {
@@ -102,6 +107,10 @@ export class LagoonNode {
         topic: config.topic,
         lingerMs: config.lingerMs,
         gate: (p) => this.writeGate(p),
+        testBreaks: {
+          ackBeforeKafka: config.testBreaks.includes('ack-before-kafka'),
+          unknownAsDefinite: config.testBreaks.includes('unknown-as-definite'),
+        },
       });
     }
     if (this.writer) {
@@ -133,6 +142,8 @@ export class LagoonNode {
           this.metrics.applied.inc({ partition: String(partition) }, records);
           this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
         },
+        testApplyDelayMs: config.testApplyDelayMs,
+        testApplyOffsetsFirst: config.testBreaks.includes('apply-offsets-first'),
       });
     }
     this.events = new EventLog({ file: config.eventsFile });

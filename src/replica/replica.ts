@@ -17,6 +17,10 @@ export interface ReplicaOptions {
   identityCheckMs?: number;
   /** One structured line per state change; stderr JSON by default. */
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Test only (a slow disk): wait this long before applying each batch. */
+  testApplyDelayMs?: number;
+  /** Test only, deliberately broken: the 'apply-offsets-first' break of src/testing/breaks.ts. */
+  testApplyOffsetsFirst?: boolean;
 }
 
 /** Why a replica stopped for good: a stable code and a sentence that says the way out. */
@@ -256,8 +260,16 @@ export class Replica {
             value: misrouted === undefined ? m.value : null,
           };
         });
-        this.store.applyBatch(batch.partition, records);
         const last = records[records.length - 1]!;
+        if (this.opts.testApplyDelayMs) await sleep(this.opts.testApplyDelayMs);
+        if (this.opts.testApplyOffsetsFirst) {
+          // Deliberately broken (test only): the offset in one transaction, the rows in a later one.
+          this.store.advanceOffsetOnlyForTestBreak(batch.partition, last.offset + 1);
+          await sleep(100);
+          this.store.applyBatch(batch.partition, records, { fromOffset: applied });
+        } else {
+          this.store.applyBatch(batch.partition, records);
+        }
         this.lastBatchAt = Date.now();
         this.opts.onApplied?.(batch.partition, last.offset + 1, records.length, last.timestamp);
         this.restarts = 0;
@@ -319,4 +331,8 @@ export class Replica {
       await admin.disconnect().catch(() => {});
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

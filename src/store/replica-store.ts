@@ -78,6 +78,11 @@ export interface IdemEntry {
 export interface ApplyHooks {
   /** Called inside the transaction after each applied record; throwing aborts the whole batch. */
   afterRecord?: (offset: number, index: number) => void;
+  /**
+   * Apply as if the stored applied offset were this one. Only for the 'apply-offsets-first' test break
+   * (src/testing/breaks.ts), which commits the offset before the rows; never set by the product.
+   */
+  fromOffset?: number;
 }
 
 interface KvRow {
@@ -436,7 +441,7 @@ export class ReplicaStore {
     const s = this.stmt;
     const row = s.getPartition.get(partition);
     if (row === undefined) throw new Error(`partition row ${partition} missing`);
-    let appliedOffset = row.applied_offset;
+    let appliedOffset = hooks?.fromOffset ?? row.applied_offset;
     let digest = digestToBigInt(row.digest);
     let clock = row.last_record_ts;
     let applied = 0;
@@ -548,6 +553,16 @@ export class ReplicaStore {
       );
     }
     return { applied, skipped };
+  }
+
+  /**
+   * The 'apply-offsets-first' test break only (src/testing/breaks.ts): moves a partition's applied offset
+   * without applying anything, in a transaction of its own. The product never calls this.
+   */
+  advanceOffsetOnlyForTestBreak(partition: number, offset: number): void {
+    this.assertOpen();
+    this.assertPartition(partition);
+    this.db.prepare('UPDATE partitions SET applied_offset = ? WHERE partition = ?').run(offset, partition);
   }
 
   /** Applied offset (next offset to apply) per partition. */

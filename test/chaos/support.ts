@@ -11,14 +11,23 @@ export const DURATION_S = 30;
 export const SEED = 20261128;
 
 /** Runs one scenario on its own cluster; the report stays in a temp dir whose path is printed. */
-export async function run(scenario: ScenarioName): Promise<ChaosResult> {
+export async function run(
+  scenario: ScenarioName,
+  opts: {
+    durationS?: number;
+    settleTimeoutMs?: number;
+    nodeEnv?: (index: number) => Record<string, string>;
+  } = {},
+): Promise<ChaosResult> {
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), `lagoon-chaos-${scenario}-`));
   const r = await runChaos({
     scenario,
     seed: SEED,
-    durationS: DURATION_S,
+    durationS: opts.durationS ?? DURATION_S,
     rate: RATE,
     outDir,
+    ...(opts.nodeEnv ? { nodeEnv: opts.nodeEnv } : {}),
+    ...(opts.settleTimeoutMs ? { settleTimeoutMs: opts.settleTimeoutMs } : {}),
     progress: (line) => process.stderr.write(`[${scenario}] ${line}\n`),
   });
   process.stderr.write(`[${scenario}] report: ${r.reportPath}\n`);

@@ -7,6 +7,7 @@ import { findFreeBasePort, LocalCluster } from '../../src/cluster/local-cluster.
 import { kafkaClient } from '../../src/log/kafka-client.js';
 import { ensureTopic } from '../../src/log/topic.js';
 import { eventually, localCluster, uniqueName } from '../support/kafka.js';
+import { http, kvUrl, startNodes } from '../support/nodes.js';
 
 // Runs only where the suite has a local cluster (JVMs and jars), but starts its own proxied cluster:
 // the shared one must not have its listeners rerouted.
@@ -131,5 +132,60 @@ describe.skipIf(!local)('proxied local cluster', () => {
       advertised([proxyAddress(victim)]),
     );
     expect(healed.get(victim)).toBe(proxyAddress(victim));
+  });
+
+  // SPEC §3 / issue 13 hole 5: a node cut off from Kafka does not know how far behind it is, so it must not
+  // serve `bounded&maxLag=0` (it once answered 200 with Lagoon-Lag-Records: 0 indefinitely). Every broker is
+  // black-holed at its proxy — the only way any client reaches it — so the node is cut off for certain.
+  it('a node cut off from Kafka refuses bounded maxLag=0 reads (503) and still answers eventual reads', async () => {
+    const c = cluster!;
+    const { nodes, stopAll } = await startNodes(1, { brokers: c.bootstrap, partitions: 3 });
+    const node = nodes[0]!;
+    const key = uniqueName('cutoff');
+    const bounded = kvUrl(node, key, 'consistency=bounded&maxLag=0&timeoutMs=500');
+    try {
+      const put = await eventually('an acknowledged write', async () => {
+        const r = await http('PUT', kvUrl(node, key), { body: { v: 1 } });
+        return r.status === 200 ? r : undefined;
+      });
+      expect(put.body.version).toBeTypeOf('string');
+      // Connected and caught up: served, with a record lag of 0.
+      const ok = await eventually('a maxLag=0 read while connected', async () => {
+        const r = await http('GET', bounded);
+        return r.status === 200 ? r : undefined;
+      });
+      expect(ok.body.value).toEqual({ v: 1 });
+      expect(ok.headers.get('lagoon-lag-records')).toBe('0');
+
+      for (const p of proxies.values()) p.setFault({ kind: 'blackhole' });
+      // Once its last end offset is older than the bound allows, the node refuses: it cannot know.
+      const refused = await eventually('a maxLag=0 read refused while cut off', async () => {
+        const r = await http('GET', bounded);
+        return r.status === 503 ? r : undefined;
+      });
+      expect(refused.body.code).toBe('too_stale');
+      // And it stays refused for as long as it is cut off: no 200 slips through on a later read.
+      for (let i = 0; i < 10; i++) {
+        const r = await http('GET', bounded);
+        expect(r.status, `read ${i} while cut off`).toBe(503);
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      // Eventual reads still answer from the replica, and say their lag is not known to be zero.
+      const ev = await http('GET', kvUrl(node, key, 'consistency=eventual'));
+      expect(ev.status).toBe(200);
+      expect(ev.body.value).toEqual({ v: 1 });
+      expect(ev.headers.get('lagoon-lag-records')).not.toBe('0');
+    } finally {
+      for (const p of proxies.values()) p.setFault({ kind: 'none' });
+    }
+    try {
+      const back = await eventually('a maxLag=0 read after healing', async () => {
+        const r = await http('GET', bounded);
+        return r.status === 200 ? r : undefined;
+      });
+      expect(back.body.value).toEqual({ v: 1 });
+    } finally {
+      await stopAll();
+    }
   });
 });

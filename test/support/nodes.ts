@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
 /** Starts `count` nodes on a fresh topic, each its own process and SQLite file; waits for /readyz. */
 export async function startNodes(
   count: number,
-  opts: { topic?: string; partitions?: number; env?: Record<string, string> } = {},
+  opts: { topic?: string; partitions?: number; env?: Record<string, string>; brokers?: string[] } = {},
 ): Promise<{ topic: string; nodes: NodeProc[]; dir: string; stopAll: () => Promise<void> }> {
   const topic = opts.topic ?? uniqueName('lagoon-t');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-nodes-'));
@@ -53,7 +53,7 @@ export async function startNodes(
         {
           id,
           port,
-          brokers: brokers(),
+          brokers: opts.brokers ?? brokers(),
           db,
           topic,
           partitions: opts.partitions ?? 6,
