@@ -249,11 +249,12 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     };
     // Per-key order on this node: a write never overtakes the key's buffered writes. A buffered one queues
     // behind them; a strict one waits (bounded) for them to reach the log, or is refused when Kafka is down.
-    const writeDeadline = q.timeoutMs ?? deps.config.writeTimeoutMs;
+    const writeTimeout = q.timeoutMs ?? deps.config.writeTimeoutMs;
+    const writeDeadline = Date.now() + writeTimeout;
     if (deps.outbox?.hasPending(key)) {
       if (mode === 'buffered') return toOutbox();
       const closed = () => deps.writeGate?.(partition) !== undefined;
-      if (!closed() && !(await deps.outbox.waitKeyClear(key, writeDeadline, closed)) && !closed()) {
+      if (!closed() && !(await deps.outbox.waitKeyClear(key, writeTimeout, closed)) && !closed()) {
         done('buffered_writes_pending');
         throw new LagoonError(
           'buffered_writes_pending',
@@ -264,7 +265,13 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     let ack: Awaited<ReturnType<NonNullable<ApiDeps['writer']>['append']>>;
     try {
-      ack = await deps.writer.append(encodeKey(key), record, partition, writeDeadline);
+      // The wait for the key's buffered writes counts against the write's deadline.
+      ack = await deps.writer.append(
+        encodeKey(key),
+        record,
+        partition,
+        Math.max(1, writeDeadline - Date.now()),
+      );
     } catch (e) {
       // Buffered: Kafka refused it (nothing left the node) or its outcome is unknown (it may be in the log: the
       // outbox resends the same record, and the replicas take a second copy for a duplicate).

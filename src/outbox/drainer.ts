@@ -89,24 +89,34 @@ export class OutboxDrainer {
     if (this.state !== 'running') return;
     const now = Date.now();
     let next = 500;
-    const pending = this.outbox.partitionsPending();
-    for (const p of pending) {
-      if (this.busy.has(p)) continue;
-      const at = this.retryAt.get(p) ?? 0;
-      if (at > now) {
-        next = Math.min(next, at - now);
-        continue;
+    try {
+      const pending = this.outbox.partitionsPending();
+      for (const p of pending) {
+        if (this.busy.has(p)) continue;
+        const at = this.retryAt.get(p) ?? 0;
+        if (at > now) {
+          next = Math.min(next, at - now);
+          continue;
+        }
+        const round = this.round(p)
+          .catch((e: unknown) => {
+            // A failed round (the outbox file unreadable, say) is retried like a refused append.
+            this.lastError = (e as Error).message;
+            this.retryAt.set(p, Date.now() + this.o.retryMs);
+          })
+          .finally(() => {
+            this.busy.delete(p);
+            this.kick();
+          });
+        this.busy.set(p, round);
       }
-      const round = this.round(p).finally(() => {
-        this.busy.delete(p);
-        this.kick();
-      });
-      this.busy.set(p, round);
-    }
-    this.noteDraining(pending.length > 0);
-    if (now - this.lastPurge > 60_000) {
-      this.lastPurge = now;
-      this.outbox.purgeSent(now - this.o.keepSentMs);
+      this.noteDraining(pending.length > 0);
+      if (now - this.lastPurge > 60_000) {
+        this.lastPurge = now;
+        this.outbox.purgeSent(now - this.o.keepSentMs);
+      }
+    } catch (e) {
+      this.lastError = (e as Error).message;
     }
     this.schedule(Math.max(20, next));
   }

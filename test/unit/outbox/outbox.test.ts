@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseReadBuffered, parseWriteMode } from '../../../src/api/buffered.js';
+import { openApiDocument } from '../../../src/api/openapi.js';
 import { nodeEnv, parseNodeConfig } from '../../../src/config.js';
 import { parseVersion } from '../../../src/core/version.js';
 import { isLagoonError } from '../../../src/errors.js';
@@ -154,5 +155,34 @@ describe('write mode and read-buffered headers', () => {
     expect(() => parseNodeConfig({ ...base, bookkeepingRetentionMs: 60_000 })).toThrow(
       /bookkeepingRetentionMs/,
     );
+  });
+});
+
+describe('OpenAPI', () => {
+  it('documents the write-mode and read-buffered headers, the 202 buffered answer and /v1/writes/{id}', () => {
+    const config = parseNodeConfig({
+      id: 'n1',
+      port: 1,
+      db: '/tmp/x.db',
+      kafka: { brokers: '127.0.0.1:9092' },
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the document is walked field by field
+    const doc = openApiDocument(config) as any;
+    const put = doc.paths['/v1/kv/{key}'].put;
+    const mode = put.parameters.find((p: { name: string }) => p.name === 'Lagoon-Write-Mode');
+    expect(mode.schema.enum).toEqual(['strict', 'buffered']);
+    const accepted = put.responses[202].content['application/json'].schema.oneOf;
+    expect(
+      accepted.some(
+        (s: { properties: { status: { const?: string } } }) => s.properties.status.const === 'buffered',
+      ),
+    ).toBe(true);
+    expect(put.responses[503].description).toContain('outbox_full');
+    const get = doc.paths['/v1/kv/{key}'].get;
+    expect(get.parameters.map((p: { name: string }) => p.name)).toContain('Lagoon-Read-Buffered');
+    expect(get.responses[200].headers['Lagoon-Read-Source']).toBeDefined();
+    const writes = doc.paths['/v1/writes/{version}'].get;
+    expect(writes.parameters[0].description).toContain('ob-');
+    expect(writes.responses[404]).toBeDefined();
   });
 });
