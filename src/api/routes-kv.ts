@@ -242,8 +242,17 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
         status: 413,
       });
     }
-    const toOutbox = () => {
-      const entry = buffer(deps, { id: outboxId!, key, partition, op, record, idem: recordIdem!, fp });
+    const toOutbox = (failed?: unknown) => {
+      let entry: ReturnType<typeof buffer>;
+      try {
+        entry = buffer(deps, { id: outboxId!, key, partition, op, record, idem: recordIdem!, fp });
+      } catch (e) {
+        // A full outbox is a definite refusal only if nothing left the node: after an unknown outcome the write
+        // may be in the log, and the client must hear that (504, retry with the same Idempotency-Key).
+        const unknown = failed instanceof LagoonError && !failed.definite;
+        done(((unknown ? failed : e) as LagoonError).code ?? 'error');
+        throw unknown ? failed : e;
+      }
       done('buffered');
       return answerBuffered(reply, entry, false);
     };
@@ -275,7 +284,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     } catch (e) {
       // Buffered: Kafka refused it (nothing left the node) or its outcome is unknown (it may be in the log: the
       // outbox resends the same record, and the replicas take a second copy for a duplicate).
-      if (mode === 'buffered' && shouldBuffer(e)) return toOutbox();
+      if (mode === 'buffered' && shouldBuffer(e)) return toOutbox(e);
       done((e as LagoonError).code ?? 'error');
       throw e;
     }
