@@ -181,6 +181,12 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     // that any resend of its record — after an unknown outcome, or from the outbox after a restart — is applied
     // once. It does not make the request wait for a verdict as a client's key does.
     const outboxId = mode === 'buffered' ? newOutboxId() : undefined;
+    // A strict write's record carries its deadline: every replica drops it if Kafka appended it later, so a
+    // write answered 504 at its deadline never applies afterwards (it cannot overwrite newer writes). Buffered
+    // writes carry none: landing later is their point.
+    const writeTimeout = q.timeoutMs ?? deps.config.writeTimeoutMs;
+    const writeDeadline = Date.now() + writeTimeout;
+    const dl = mode === 'strict' ? { dl: writeDeadline } : {};
     const recordIdem = idem ?? (outboxId === undefined ? undefined : outboxIdemKey(outboxId));
     const body: PutOp | DelOp =
       op === 'put'
@@ -193,6 +199,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
             ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
             ...(recordIdem !== undefined ? { idem: recordIdem } : {}),
             ...(q.ttl !== undefined ? { ttlMs: q.ttl * 1000 } : {}),
+            ...dl,
           }
         : {
             v: 1,
@@ -201,6 +208,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
             ...(ifMatch !== undefined ? { ifMatch } : {}),
             ...(ifNoneMatchRaw !== undefined ? { ifNoneMatch: true as const } : {}),
             ...(recordIdem !== undefined ? { idem: recordIdem } : {}),
+            ...dl,
           };
     const done = (result: string) => deps.observe?.write?.(op, result, (performance.now() - started) / 1000);
 
@@ -258,8 +266,6 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     };
     // Per-key order on this node: a write never overtakes the key's buffered writes. A buffered one queues
     // behind them; a strict one waits (bounded) for them to reach the log, or is refused when Kafka is down.
-    const writeTimeout = q.timeoutMs ?? deps.config.writeTimeoutMs;
-    const writeDeadline = Date.now() + writeTimeout;
     if (deps.outbox?.hasPending(key)) {
       if (mode === 'buffered') return toOutbox();
       const closed = () => deps.writeGate?.(partition) !== undefined;
@@ -287,6 +293,12 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (mode === 'buffered' && shouldBuffer(e)) return toOutbox(e);
       done((e as LagoonError).code ?? 'error');
       throw e;
+    }
+    // Appended after its deadline by the broker's clock (a skewed node clock, or a last attempt that just made
+    // it): every replica drops it, so this is a definite failure.
+    if (body.dl !== undefined && ack.timestamp > body.dl) {
+      done('write_deadline_passed');
+      throw deadlinePassed(body.dl, ack.timestamp);
     }
     const version = formatVersion(ack.partition, ack.offset);
     if (!conditional && idem === undefined) {
@@ -339,6 +351,16 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 }
 
+/** 503, definite: the record reached the log after the deadline it carries, so no replica applies it. */
+function deadlinePassed(dl: number | undefined, appendedAt: number | undefined): LagoonError {
+  const late = dl !== undefined && appendedAt !== undefined ? ` (${appendedAt - dl} ms late)` : '';
+  return new LagoonError(
+    'write_deadline_passed',
+    `Kafka appended the write after its deadline${late}; every replica drops it, so it was not applied. Retry.`,
+    { status: 503, retryable: true, definite: true },
+  );
+}
+
 /** 422 (IETF Idempotency-Key draft): the key names another request; `version` is that request's write. */
 function keyReused(idem: string | undefined, version: string): LagoonError {
   return new LagoonError(
@@ -378,6 +400,10 @@ function answerOutcome(
   if (outcome.reason === 'idempotency_key_reused') {
     done('idempotency_key_reused');
     throw keyReused(undefined, outcome.version);
+  }
+  if (outcome.reason === 'deadline_passed') {
+    done('write_deadline_passed');
+    throw deadlinePassed(undefined, undefined);
   }
   done('precondition_failed');
   throw new LagoonError('precondition_failed', `Condition not met: ${outcome.reason ?? 'rejected'}`, {

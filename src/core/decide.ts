@@ -19,7 +19,9 @@ export type RejectReason =
   | 'already_exists'
   | 'not_found'
   | 'invalid_record'
-  | 'idempotency_key_reused';
+  | 'idempotency_key_reused'
+  /** A strict write Kafka appended after the deadline it carries (record `dl`): it never applies. */
+  | 'deadline_passed';
 
 /**
  * How long (log time) a write id is remembered to spot a second copy of the same record. Producer retries that
@@ -81,6 +83,11 @@ export interface DecideContext {
    */
   timestamp: number;
   /**
+   * The record's own log append time (ms), which a strict write's deadline is judged by: the same figure
+   * the broker returned to the writer, so the writer and every replica agree. `timestamp` when absent.
+   */
+  appendTime?: number | undefined;
+  /**
    * The first write to the same key with the same idempotency key, if the store has it, and its request
    * fingerprint (null for entries from before fingerprints were kept: treated as matching). Older than
    * IDEM_WINDOW_MS of log time: ignored.
@@ -116,6 +123,11 @@ export function decide(current: Entry | undefined, rec: DecodedRecord, ctx: Deci
   const wid = ctx.seenWid;
   if (wid !== undefined && remembers(wid.at, ctx.timestamp, windows.widMs)) {
     return { kind: 'duplicate', of: wid.version };
+  }
+  // A strict write that reached the log after its deadline was answered (or will be) as not done in time: it
+  // must not apply now and overwrite what other writers did since. Its idempotency key stays free for a retry.
+  if (rec.dl !== undefined && (ctx.appendTime ?? ctx.timestamp) > rec.dl) {
+    return { kind: 'reject', reason: 'deadline_passed' };
   }
   // A retry of a write already in the log gets the first attempt's outcome, whatever the state is now — if it
   // is the same request. The same key for another request changes nothing (IETF Idempotency-Key draft: 422).

@@ -31,6 +31,12 @@ interface WriteCommon {
    * applies the later copy as a duplicate of the first.
    */
   wid: string;
+  /**
+   * Deadline (epoch ms) of a strict write: the record counts only if Kafka appended it by then (its log append
+   * time ≤ dl); every replica drops a record that landed later (`deadline_passed`). So a write answered 504
+   * at its deadline can never apply afterwards. Buffered writes carry none: they are meant to land later.
+   */
+  dl?: number;
 }
 
 /** Set `key` to a JSON value, optionally expiring `ttlMs` after the record's log time. */
@@ -143,6 +149,10 @@ function checkBody(x: unknown): WriteOp | string {
   if (idem !== undefined && !isBoundedString(idem, MAX_IDEM_LENGTH)) {
     return `idem must be a string of 1..${MAX_IDEM_LENGTH} characters`;
   }
+  const dl = o['dl'];
+  if (dl !== undefined && !(Number.isSafeInteger(dl) && (dl as number) > 0)) {
+    return 'dl must be a positive integer (epoch ms)';
+  }
 
   // Fixed field order, so equal bodies encode to equal bytes.
   const rest = {
@@ -150,6 +160,7 @@ function checkBody(x: unknown): WriteOp | string {
     ...(ifNoneMatch !== undefined ? { ifNoneMatch: true as const } : {}),
     ...(idem !== undefined ? { idem: idem as string } : {}),
     wid,
+    ...(dl !== undefined ? { dl: dl as number } : {}),
   };
   if (op === 'del') {
     if (Object.hasOwn(o, 'value') || Object.hasOwn(o, 'ttlMs')) return 'del must not carry value or ttlMs';

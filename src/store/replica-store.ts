@@ -476,6 +476,7 @@ export class ReplicaStore {
         partition,
         offset: r.offset,
         timestamp: clock,
+        appendTime: r.timestamp,
         // Legacy entries (schema 1) have no log time: always remembered, as they were.
         seenIdem:
           idemRow === undefined
@@ -513,12 +514,13 @@ export class ReplicaStore {
       const version = formatVersion(partition, r.offset);
       const decided = d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject';
       // Remember the first attempt of an idempotent write, whether it was applied or rejected — but not a request
-      // that reused another request's key (that one keeps its entry).
+      // that reused another request's key (that one keeps its entry), nor one that landed after its deadline
+      // (the client was told it timed out: its retry must still be able to apply).
       if (
         write !== undefined &&
         idemKey !== undefined &&
         decided &&
-        !(d.kind === 'reject' && d.reason === 'idempotency_key_reused')
+        !(d.kind === 'reject' && (d.reason === 'idempotency_key_reused' || d.reason === 'deadline_passed'))
       ) {
         s.putIdem.run(idemKey, version, partition, requestFingerprint(write), clock);
       }

@@ -188,4 +188,47 @@ describe.skipIf(!local)('proxied local cluster', () => {
       await stopAll();
     }
   });
+
+  // Issue 13 hole 9: a write answered 504 at its deadline must never apply later. Every broker is made slow
+  // (1.5 s each way at its proxy), so a strict write with a 400 ms deadline leaves the node, is answered 504,
+  // and is appended by the leader well after its deadline. Every replica must drop it (deadline_passed), so the
+  // key keeps the value written before.
+  it('a strict write that lands after its deadline (answered 504) is dropped by the replicas, never applied', async () => {
+    const c = cluster!;
+    const { nodes, stopAll } = await startNodes(1, { brokers: c.bootstrap, partitions: 3 });
+    const node = nodes[0]!;
+    const key = uniqueName('late');
+    try {
+      const first = await eventually('an acknowledged write', async () => {
+        const r = await http('PUT', kvUrl(node, key), { body: { v: 'before' } });
+        return r.status === 200 ? r : undefined;
+      });
+      const [partition, offset] = String(first.body.version).split('-').map(Number) as [number, number];
+      for (const p of proxies.values()) p.setFault({ kind: 'latency', ms: 1500 });
+      let late: Awaited<ReturnType<typeof http>>;
+      try {
+        late = await http('PUT', kvUrl(node, key, 'timeoutMs=400'), { body: { v: 'late' } });
+        // Sent to Kafka, no answer by the deadline: outcome unknown at that moment.
+        expect(late.status, JSON.stringify(late.body)).toBe(504);
+        expect(late.body.code).toBe('write_outcome_unknown');
+        // The record reaches the log later: the replica's verdict on it is deadline_passed.
+        const verdict = await eventually('the late record in the log, decided', async () => {
+          for (let o = offset + 1; o <= offset + 60; o++) {
+            const w = await http('GET', `${node.url}/v1/writes/${partition}-${o}`);
+            if (w.status === 200 && w.body.key === key && w.body.status !== 'pending') return w.body;
+          }
+          return undefined;
+        });
+        expect(verdict).toMatchObject({ key, status: 'rejected', reason: 'deadline_passed' });
+      } finally {
+        for (const p of proxies.values()) p.setFault({ kind: 'none' });
+      }
+      const now = await http('GET', kvUrl(node, key, 'consistency=strong'));
+      expect(now.status).toBe(200);
+      expect(now.body.value).toEqual({ v: 'before' });
+      expect(now.body.version).toBe(first.body.version);
+    } finally {
+      await stopAll();
+    }
+  });
 });

@@ -219,4 +219,37 @@ describe('decide', () => {
       expect(decide(entry(), put({ ifMatch: '2-9' }), ctx()).kind).toBe('reject');
     });
   });
+
+  describe("a strict write's deadline (record dl)", () => {
+    it("applies when appended by its deadline, boundary inclusive, judged by the record's own append time", () => {
+      expect(decide(undefined, put({ dl: 1000 }), ctx({ timestamp: 1000 })).kind).toBe('put');
+      expect(decide(undefined, put({ dl: 1000 }), ctx({ timestamp: 1200, appendTime: 999 })).kind).toBe(
+        'put',
+      );
+      expect(decide(undefined, del({ dl: 5000 }), ctx()).kind).toBe('delete');
+    });
+    it('is rejected deadline_passed when it landed later, before any condition or idempotency check', () => {
+      expect(decide(undefined, put({ dl: 999 }), ctx({ timestamp: 1000 }))).toEqual({
+        kind: 'reject',
+        reason: 'deadline_passed',
+      });
+      expect(decide(entry(), del({ dl: 500 }), ctx({ appendTime: 501 }))).toEqual({
+        kind: 'reject',
+        reason: 'deadline_passed',
+      });
+      // A late first attempt does not claim the idempotency key, nor replay an earlier attempt's outcome.
+      expect(
+        decide(
+          entry(),
+          put({ dl: 1, idem: 'i', ifNoneMatch: true }),
+          ctx({ seenIdem: { version: '2-1', fp: 'x', at: 990 } }),
+        ),
+      ).toEqual({ kind: 'reject', reason: 'deadline_passed' });
+    });
+    it('a second copy of an applied record stays a duplicate, even when the copy itself is late', () => {
+      expect(
+        decide(entry(), put({ dl: 1 }), ctx({ seenWid: { version: '2-5', at: 990 }, timestamp: 2000 })),
+      ).toEqual({ kind: 'duplicate', of: '2-5' });
+    });
+  });
 });

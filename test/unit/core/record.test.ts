@@ -32,6 +32,8 @@ describe('encodeRecord / decodeRecord', () => {
       { v: 1, op: 'del', wid: 'n1' },
       { v: 1, op: 'del', ifMatch: '0-0', idem: 'i', wid: 'n1' },
       { v: 1, op: 'del', ifNoneMatch: true, wid: 'n1' },
+      { v: 1, op: 'put', value: 1, idem: 'i', wid: 'n3', dl: 1_790_000_000_000 },
+      { v: 1, op: 'del', wid: 'n3', dl: 1 },
     ];
     for (const op of ops) {
       expect(decodeRecord(encodeKey('key'), encodeRecord(op))).toEqual({ ...op, key: 'key' });
@@ -100,6 +102,9 @@ describe('encodeRecord / decodeRecord', () => {
       [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', idem: '' }), /idem/],
       [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', idem: 'x'.repeat(MAX_IDEM_LENGTH + 1) }), /idem/],
       [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', idem: 5 }), /idem/],
+      [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', dl: 0 }), /dl/],
+      [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', dl: 1.5 }), /dl/],
+      [k('a'), j({ v: 1, op: 'del', wid: 'w', dl: '5' }), /dl/],
       [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', ttlMs: 0 }), /ttlMs/],
       [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', ttlMs: -5 }), /ttlMs/],
       [k('a'), j({ v: 1, op: 'put', value: 1, wid: 'w', ttlMs: 1.5 }), /ttlMs/],
