@@ -26,8 +26,8 @@ const PARTITIONS = 3;
 const KEYS = 4;
 
 type GenOp =
-  | { t: 'put'; key: number; value: number; cond: Cond; ttl: number | null; idem: number | null }
-  | { t: 'del'; key: number; cond: Cond; idem: number | null }
+  | { t: 'put'; key: number; value: number; cond: Cond; ttl: number | null; idem: number | null; dl: Dl }
+  | { t: 'del'; key: number; cond: Cond; idem: number | null; dl: Dl }
   | { t: 'hb' }
   | { t: 'invalid'; key: number; variant: number }
   | { t: 'copy'; back: number };
@@ -47,6 +47,9 @@ const condArb: fc.Arbitrary<Cond> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ c: 'bogus' as const }) },
 );
 const idemArb = fc.option(fc.nat(2), { freq: 3, nil: null });
+/** A strict write's deadline relative to its log time: negative = it landed late and must be dropped. */
+type Dl = number | null;
+const dlArb: fc.Arbitrary<Dl> = fc.option(fc.constantFrom(-5000, -1, 0, 1, 5000), { freq: 2, nil: null });
 const keyArb = fc.nat(KEYS - 1);
 const opArb: fc.Arbitrary<GenOp> = fc.oneof(
   {
@@ -58,11 +61,18 @@ const opArb: fc.Arbitrary<GenOp> = fc.oneof(
       cond: condArb,
       ttl: fc.option(fc.integer({ min: 1, max: 120 }), { freq: 3, nil: null }),
       idem: idemArb,
+      dl: dlArb,
     }),
   },
   {
     weight: 3,
-    arbitrary: fc.record({ t: fc.constant('del' as const), key: keyArb, cond: condArb, idem: idemArb }),
+    arbitrary: fc.record({
+      t: fc.constant('del' as const),
+      key: keyArb,
+      cond: condArb,
+      idem: idemArb,
+      dl: dlArb,
+    }),
   },
   { weight: 1, arbitrary: fc.constant({ t: 'hb' as const }) },
   {
@@ -142,6 +152,7 @@ function buildLog(p: number, steps: Array<{ op: GenOp; gap: number; dt: number }
       }
     };
     const idem = (n: number | null) => (n === null ? {} : { idem: `idem-${n}` });
+    const dl = (d: Dl) => (d === null ? {} : { dl: ts + d });
     const wid = `w${p}-${i}`;
     switch (op.t) {
       case 'put': {
@@ -153,12 +164,22 @@ function buildLog(p: number, steps: Array<{ op: GenOp; gap: number; dt: number }
           ...cond(op.cond),
           ...idem(op.idem),
           wid,
+          ...dl(op.dl),
         };
         out.push(rec(offset, ts, key(op.key), body));
         break;
       }
       case 'del':
-        out.push(rec(offset, ts, key(op.key), { v: 1, op: 'del', ...cond(op.cond), ...idem(op.idem), wid }));
+        out.push(
+          rec(offset, ts, key(op.key), {
+            v: 1,
+            op: 'del',
+            ...cond(op.cond),
+            ...idem(op.idem),
+            wid,
+            ...dl(op.dl),
+          }),
+        );
         break;
       case 'hb':
         out.push(rec(offset, ts, null, { v: 1, op: 'hb', node: 'gen' }));
@@ -221,6 +242,7 @@ function model(logs: LogRecord[][]): {
         partition: p,
         offset: r.offset,
         timestamp: clock,
+        appendTime: r.timestamp,
         seenIdem: ik === undefined ? undefined : idem.get(ik),
         seenWid,
         // A copy's verdict past the retention counts as gone, whether the store pruned it yet or not.
@@ -246,7 +268,9 @@ function model(logs: LogRecord[][]): {
         partitionWrites.push({ partition: p, offset: r.offset, ...outcome });
       }
       const decided = ['put', 'delete', 'reject'].includes(decision.kind);
-      const reused = decision.kind === 'reject' && decision.reason === 'idempotency_key_reused';
+      const reused =
+        decision.kind === 'reject' &&
+        (decision.reason === 'idempotency_key_reused' || decision.reason === 'deadline_passed');
       if (w !== undefined && ik !== undefined && decided && !reused) {
         idem.set(ik, { version, fp: requestFingerprint(w), at: clock });
       }
