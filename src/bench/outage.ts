@@ -1,13 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startOwnEnv } from '../chaos/env.js';
 import type { CliIo } from '../cli/io.js';
-import { findFreeBasePort, LocalCluster, portFree } from '../cluster/local-cluster.js';
-import { DEFAULTS } from '../defaults.js';
-import { kafkaClient } from '../log/kafka-client.js';
-import { ensureTopic } from '../log/topic.js';
-import { spawnNode, waitNodeReady } from '../node/spawn.js';
+import type { LocalCluster } from '../cluster/local-cluster.js';
 
 /**
  * `lagoon bench outage`: the same all-brokers-down minute, once with strict writes and once with buffered
@@ -80,44 +76,11 @@ export async function outageCommand(args: string[], io: CliIo): Promise<number> 
   const keys = opt('keys', 30);
   const perKeyRate = opt('key-rate', 2);
 
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-outage-'));
-  const cluster = LocalCluster.open({
-    dataDir,
-    brokers: 3,
-    basePort: await findFreeBasePort(3),
-    progress: (l) => io.err(l),
-  });
-  const children: ChildProcess[] = [];
+  // The chaos suite's system under test: its own 3-broker cluster, topic and 3 nodes, torn down after.
+  const env = await startOwnEnv({ proxied: false, progress: (l) => io.err(l) });
+  const cluster = env.cluster;
+  const urls = env.nodes.map((n) => n.url);
   try {
-    await cluster.start({ owner: process.pid });
-    const admin = kafkaClient({ brokers: cluster.bootstrap, clientId: 'outage' }).admin();
-    await admin.connect();
-    await ensureTopic(admin, {
-      topic: DEFAULTS.topic,
-      partitions: DEFAULTS.partitions,
-      replicationFactor: 3,
-      minInsyncReplicas: 2,
-    });
-    await admin.disconnect();
-    const ports: number[] = [];
-    for (let p = 38181; ports.length < 3 && p < 39000; p++) if (await portFree(p)) ports.push(p);
-    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-    for (let i = 0; i < 3; i++) {
-      children.push(
-        spawnNode(
-          {
-            id: `node-${i + 1}`,
-            port: ports[i]!,
-            brokers: cluster.bootstrap,
-            db: path.join(dataDir, `n${i}`, 'lagoon.db'),
-            peers: urls.filter((_, j) => j !== i),
-          },
-          { logFile: path.join(dataDir, `n${i}`, 'node.log') },
-        ),
-      );
-    }
-    for (const u of urls) await waitNodeReady(u, 120_000);
-
     const phases: PhaseReport[] = [];
     for (const mode of ['strict', 'buffered'] as const) {
       io.err(`${mode}: ${warmS} s of writes, then every broker down for ${outageS} s…`);
@@ -136,19 +99,7 @@ export async function outageCommand(args: string[], io: CliIo): Promise<number> 
     io.err(`report: ${path.join(outDir, 'outage.md')}`);
     return phases.every((p) => p.store.digestsAgree) ? 0 : 1;
   } finally {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((r) => {
-            if (c.exitCode !== null || c.signalCode !== null) return r();
-            c.once('exit', () => r());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-          }),
-      ),
-    );
-    await cluster.stop().catch(() => {});
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await env.close();
   }
 }
 

@@ -123,15 +123,20 @@ export class Writer {
     }
     if (this.opts.testBreaks?.ackBeforeKafka) {
       // Deliberately broken (test only): answered before Kafka acknowledged, at a guessed position.
-      this.send1(key, value, partition, timeoutMs).catch(() => {});
+      this.enqueue(key, value, partition, timeoutMs).catch(() => {});
       const offset = (this.lastAcked.get(partition) ?? -1) + 1;
       this.lastAcked.set(partition, offset);
       return Promise.resolve({ partition, offset, timestamp: Date.now() });
     }
-    return this.send1(key, value, partition, timeoutMs);
+    return this.enqueue(key, value, partition, timeoutMs);
   }
 
-  private send1(key: Buffer | null, value: Buffer, partition: number, timeoutMs: number): Promise<WriteAck> {
+  private enqueue(
+    key: Buffer | null,
+    value: Buffer,
+    partition: number,
+    timeoutMs: number,
+  ): Promise<WriteAck> {
     const lane = this.lane(partition);
     return new Promise<WriteAck>((resolve, reject) => {
       const now = Date.now();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { LagoonError } from '../errors.js';
+import { openDurable } from '../store/sqlite.js';
 
 /**
  * The node's durable outbox for buffered writes: records Kafka could not take, kept in their own SQLite file
@@ -165,12 +166,9 @@ export class Outbox {
 
   /** Opens (creating if missing) the outbox at `path`, holding at most `max` entries. */
   static open(path: string, opts: { max: number }): Outbox {
-    const db = new Database(path);
+    // Durable: a 202 promises the write survives a crash of the node, so the commit must be on disk first.
+    const db = openDurable(path);
     try {
-      db.pragma('journal_mode = WAL');
-      // FULL: a 202 promises the write survives a crash of the node, so the commit must be on disk first.
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
     } catch (e) {
       db.close();

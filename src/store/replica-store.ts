@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import {
   BOOKKEEPING_RETENTION_MS,
   type Decision,
@@ -13,6 +13,7 @@ import { decodeRecord, requestFingerprint } from '../core/record.js';
 import type { TopicIdentity } from '../core/topic-safety.js';
 import { formatVersion, parseVersion } from '../core/version.js';
 import { LagoonError } from '../errors.js';
+import { openDurable } from './sqlite.js';
 
 /**
  * Version of the SQLite schema below; bump it with a migration when the schema changes.
@@ -322,16 +323,12 @@ export class ReplicaStore {
     if (!Number.isSafeInteger(retentionMs) || retentionMs < 1) {
       throw new RangeError(`invalid retention ${retentionMs}`);
     }
-    const db = new Database(path);
+    // Durable (synchronous=FULL): with NORMAL the store would stay consistent (data and offset commit
+    // together) but could move back in time on power loss: outcomes already reported (a 200 for a conditional
+    // put, a session read at that offset) would vanish, Kafka's committed offsets would be ahead of the store,
+    // and records already deleted by retention could not be fetched again.
+    const db = openDurable(path);
     try {
-      db.pragma('journal_mode = WAL');
-      // FULL, not NORMAL: in WAL mode NORMAL may roll back the last committed batches on power loss. The
-      // state would stay consistent (data and offset commit together) but would move back in time: outcomes
-      // already reported (a 200 for a conditional put, a session read at that offset) would vanish, Kafka's
-      // committed offsets would be ahead of the store, and records already deleted by retention could not be
-      // fetched again. Durability of the applied offset is the point of this store.
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
       db.transaction(() => {
         const meta = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
