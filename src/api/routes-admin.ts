@@ -56,20 +56,22 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/readyz', async (_req, reply) => {
     const replica = deps.replicaStatus();
-    // Every role must have checked its topic: a node that cannot take writes is not ready.
-    const topicProblem = deps.topicProblem?.();
-    if (topicProblem !== undefined) {
-      throw new LagoonError('topic_unsafe', `Takes no writes: ${topicProblem}`, {
-        status: 503,
-        retryable: true,
-      });
-    }
+    // The replica's refusal comes first: it is permanent (an operator must act), while a topic problem may
+    // clear by itself; a recreated topic usually causes both, and the answer must not depend on which check ran first.
     if (replica.problem) {
       // The replica refused its log: its data must not be served as current, and a restart will not help.
       throw new LagoonError('replica_diverged', replica.problem.message, {
         status: 503,
         retryable: false,
         details: { reason: replica.problem.code },
+      });
+    }
+    // Every role must have checked its topic: a node that cannot take writes is not ready.
+    const topicProblem = deps.topicProblem?.();
+    if (topicProblem !== undefined) {
+      throw new LagoonError('topic_unsafe', `Takes no writes: ${topicProblem}`, {
+        status: 503,
+        retryable: true,
       });
     }
     const ready = deps.config.role === 'api' || replica.state === 'running';

@@ -507,8 +507,11 @@ export function portFree(port: number): Promise<boolean> {
 /**
  * A base port whose whole range (base..base+n-1, base+100.., and the proxy ports base+200..) is free: for
  * tests run side by side. The proxy ports are checked even for a plain cluster, so one base fits both.
+ * The range lies below Linux's ephemeral ports (32768–60999 by default): a port found free there could be taken
+ * as the local port of any outgoing connection before the broker binds it ("Address already in use" at start-up,
+ * seen now and then). Test nodes use 20000 and up.
  */
-export async function findFreeBasePort(brokers: number, lo = 30000, hi = 44000): Promise<number> {
+export async function findFreeBasePort(brokers: number, lo = 10000, hi = 19500): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = lo + Math.floor(Math.random() * (hi - lo));
     const ports: number[] = [];

@@ -8,6 +8,23 @@ export interface KafkaConnection {
   sasl?: SASLOptions;
 }
 
+const KAFKAJS_LEVELS: Record<string, logLevel> = {
+  nothing: logLevel.NOTHING,
+  error: logLevel.ERROR,
+  warn: logLevel.WARN,
+  info: logLevel.INFO,
+  debug: logLevel.DEBUG,
+};
+
+/**
+ * kafkajs's own log, off unless `LAGOON_KAFKAJS_LOG` names a level (error, warn, info, debug): one JSON line per
+ * entry on stderr, for diagnosing a client that waits without an error (a group join that never completes).
+ */
+function kafkajsLogLevel(): logLevel {
+  const want = process.env.LAGOON_KAFKAJS_LOG?.toLowerCase();
+  return want !== undefined && want in KAFKAJS_LEVELS ? KAFKAJS_LEVELS[want]! : logLevel.NOTHING;
+}
+
 /** One kafkajs client with Lagoon's timeouts: short enough that a dead cluster is noticed in seconds. */
 export function kafkaClient(conn: KafkaConnection, overrides: Partial<KafkaConfig> = {}): Kafka {
   return new Kafka({
@@ -15,7 +32,7 @@ export function kafkaClient(conn: KafkaConnection, overrides: Partial<KafkaConfi
     brokers: conn.brokers,
     ssl: conn.ssl,
     sasl: conn.sasl,
-    logLevel: logLevel.NOTHING,
+    logLevel: kafkajsLogLevel(),
     connectionTimeout: 3000,
     requestTimeout: 10_000,
     retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2000 },

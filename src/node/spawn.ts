@@ -65,16 +65,21 @@ export async function waitNodeReady(
   alive: () => string | undefined = () => undefined,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
   while (Date.now() < deadline) {
     const dead = alive();
     if (dead) throw new LagoonError('node_exited', dead);
     try {
       const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
       if (r.ok) return;
-    } catch {
-      // not listening yet
+      last = `${r.status} ${(await r.text()).slice(0, 500)}`;
+    } catch (e) {
+      last = `no answer (${(e as Error).message})`; // not listening yet
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new LagoonError('node_not_ready', `${url} was not ready after ${timeoutMs} ms; see its node.log`);
+  throw new LagoonError(
+    'node_not_ready',
+    `${url} was not ready after ${timeoutMs} ms; its last /readyz: ${last}; see its node.log`,
+  );
 }
