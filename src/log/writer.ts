@@ -1,5 +1,6 @@
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { LagoonError } from '../errors.js';
+import { stallGuardedSockets } from './stall-guard.js';
 
 /** Where a write landed in the log. */
 export interface WriteAck {
@@ -418,5 +419,12 @@ function describeKafkaError(e: unknown): string {
   return err.originalError?.message ?? err.message ?? String(e);
 }
 
-/** Client settings for the writer's Kafka connection: each produce attempt is bounded, then retried. */
-export const WRITER_CLIENT = { requestTimeout: ATTEMPT_MS } as const;
+/**
+ * Client settings for the writer's Kafka connection: each produce attempt is bounded (ATTEMPT_MS, by closing a
+ * stalled connection so the resend finds the partition's current leader), then retried; kafkajs's own request
+ * timeout is only a backstop behind it.
+ */
+export const WRITER_CLIENT = {
+  requestTimeout: ATTEMPT_MS + 1000,
+  socketFactory: stallGuardedSockets(ATTEMPT_MS),
+} as const;
