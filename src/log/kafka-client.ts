@@ -18,7 +18,8 @@ const KAFKAJS_LEVELS: Record<string, logLevel> = {
 
 /**
  * kafkajs's own log, off unless `LAGOON_KAFKAJS_LOG` names a level (error, warn, info, debug): one JSON line per
- * entry on stderr, for diagnosing a client that waits without an error (a group join that never completes).
+ * entry through kafkajs's console logger (info and debug on stdout, warnings and errors on stderr; a spawned
+ * node writes both to its node.log), for diagnosing a client that waits without an error.
  */
 function kafkajsLogLevel(): logLevel {
   const want = process.env.LAGOON_KAFKAJS_LOG?.toLowerCase();

@@ -18,6 +18,10 @@ import type { ISocketFactory } from 'kafkajs';
  * The close is announced as kafkajs's connection sees a broker's close ('end' on the socket), then the socket is
  * destroyed; a plain destroy() surfaces as a connection error, after which kafkajs may still ask the frozen broker
  * for metadata. The limit covers one request: one is in flight per connection (maxInFlightRequests 1).
+ *
+ * Only the writer's client uses it: its requests (Produce bounded by the acks timeout, Metadata, InitProducerId)
+ * are all answered within the limit by a live broker. A consumer's client must not: JoinGroup and SyncGroup
+ * legitimately wait for a rebalance far longer, on the same connection as its fetches.
  */
 export function stallGuardedSockets(limitMs: number): ISocketFactory {
   return ({ host, port, ssl, onConnect }) => {

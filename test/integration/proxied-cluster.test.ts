@@ -294,8 +294,8 @@ describe.skipIf(!local)('proxied local cluster', () => {
         expect(late.status, JSON.stringify(late.body)).toBe(504);
         expect(late.body.code).toBe('write_outcome_unknown');
         // The record reaches the log later: the replica's verdict on it is deadline_passed.
-        // Walk the partition from the first write on, past heartbeats (no write there) and other records, up to
-        // what the replica has applied so far; the walk resumes where it stopped.
+        // Walk the partition from the first write on, past positions without a write and other keys' records, up
+        // to what the replica has applied so far; the walk resumes where it stopped.
         let next = offset + 1;
         const verdict = await eventually('the late record in the log, decided', async () => {
           for (;;) {
