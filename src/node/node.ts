@@ -15,6 +15,7 @@ import { LagTracker } from '../lag/tracker.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
+import { JOIN_GROUP, SYNC_GROUP, stallGuardedSockets } from '../log/stall-guard.js';
 import { ensureTopic, type TopicSpec, verifyTopic } from '../log/topic.js';
 import { type GateRefusal, WRITER_CLIENT, Writer } from '../log/writer.js';
 import { OutboxDrainer } from '../outbox/drainer.js';
@@ -22,6 +23,13 @@ import { Outbox, outboxPathFor } from '../outbox/outbox.js';
 import { Replica } from '../replica/replica.js';
 import { OffsetWatch } from '../store/offset-watch.js';
 import { ReplicaStore } from '../store/replica-store.js';
+
+/**
+ * How long a read-side Kafka connection (consumer fetches, ListOffsets, group lag) may wait with no byte back
+ * before it is closed as stalled: a live broker answers a fetch within its max wait (100 ms) and the others at once.
+ */
+const READ_STALL_MS = 3000;
+
 import { NodeMetrics } from './metrics.js';
 
 export type NodeState = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -74,12 +82,17 @@ export class LagoonNode {
     });
     this.watch = new OffsetWatch(() => this.store.appliedOffsets());
     for (const [p, o] of this.store.appliedOffsets()) this.freshness.observeApplied(p, o);
-    const kafka = kafkaClient({
-      brokers: config.kafka.brokers,
-      clientId: `lagoon-${config.id}`,
-      ssl: config.kafka.ssl,
-      ...(config.kafka.sasl ? { sasl: config.kafka.sasl } : {}),
-    });
+    // The replica's consumer, the monitor (strong reads' ListOffsets rounds) and the lag tracker: a connection
+    // to a frozen broker is given up after READ_STALL_MS, as the writer's is (a group's rebalance may wait longer).
+    const kafka = kafkaClient(
+      {
+        brokers: config.kafka.brokers,
+        clientId: `lagoon-${config.id}`,
+        ssl: config.kafka.ssl,
+        ...(config.kafka.sasl ? { sasl: config.kafka.sasl } : {}),
+      },
+      { socketFactory: stallGuardedSockets(READ_STALL_MS, { mayWait: [JOIN_GROUP, SYNC_GROUP] }) },
+    );
     this.groupId = `lagoon-replica-${config.id}`;
     this.monitor = new ClusterMonitor(kafka, {
       topic: config.topic,
