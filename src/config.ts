@@ -48,6 +48,8 @@ export const NodeConfigSchema = z.object({
    * failover (the local cluster's is ~3-4 s). After it the client gets 503 (definite) or 504 (unknown).
    */
   writeTimeoutMs: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** Most ops one POST /v1/batch may carry. */
+  maxBatchOps: z.coerce.number().int().min(1).max(10_000).default(1000),
   /** Default wait bound for session/bounded/strong reads and conditional writes (also rides out a failover). */
   readTimeoutMs: z.coerce.number().int().min(0).max(120_000).default(10_000),
   /** How often the node refreshes partition end offsets (lag, staleness). */
@@ -116,6 +118,7 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     maxValueBytes: pick('LAGOON_MAX_VALUE_BYTES'),
     lingerMs: pick('LAGOON_LINGER_MS'),
     writeTimeoutMs: pick('LAGOON_WRITE_TIMEOUT_MS'),
+    maxBatchOps: pick('LAGOON_MAX_BATCH_OPS'),
     readTimeoutMs: pick('LAGOON_READ_TIMEOUT_MS'),
     heartbeatMs: pick('LAGOON_HEARTBEAT_MS'),
     writeMode: pick('LAGOON_WRITE_MODE'),

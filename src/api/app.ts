@@ -4,6 +4,7 @@ import { LagoonError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { errorHandler } from './problem.js';
 import { adminRoutes } from './routes-admin.js';
+import { batchRoutes } from './routes-batch.js';
 import { kvRoutes } from './routes-kv.js';
 
 /** Builds the node's HTTP API (not listening yet). Every route validates with zod; errors leave as problem+json. */
@@ -48,6 +49,7 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
       }),
   );
   kvRoutes(app, deps);
+  batchRoutes(app, deps);
   adminRoutes(app, deps);
   extra?.(app);
   return app;

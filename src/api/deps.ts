@@ -1,5 +1,6 @@
 import type { NodeConfig } from '../config.js';
 import type { Freshness } from '../core/freshness.js';
+import type { BatchWriter } from '../log/batch-writer.js';
 import type { ClusterMonitor } from '../log/monitor.js';
 import type { GateRefusal, Writer } from '../log/writer.js';
 import type { Outbox } from '../outbox/outbox.js';
@@ -13,6 +14,8 @@ export interface ApiDeps {
   store: ReplicaStore;
   /** Absent on a `--role replica` node: writes answer 503 there. */
   writer: Writer | undefined;
+  /** Atomic batches (POST /v1/batch); absent on a `--role replica` node. */
+  batchWriter?: BatchWriter | undefined;
   /** Buffered writes waiting for Kafka (absent on a `--role replica` node). */
   outbox?: Outbox | undefined;
   /** Called after a write was buffered (wakes the drainer). */

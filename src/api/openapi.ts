@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import type { NodeConfig } from '../config.js';
 import {
+  BatchBody,
+  BatchOutcomeView,
+  BatchQuery,
+  BatchResult,
   BufferedItem,
   BufferedWrite,
   Digest,
@@ -191,6 +195,52 @@ export function openApiDocument(config: NodeConfig): Json {
             ),
             400: problem('Neither a version nor a buffered write id'),
             404: problem('unknown_write: this node has no buffered write with that id'),
+          },
+        },
+      },
+      '/v1/batch': {
+        post: {
+          summary: 'Atomic batch of puts and deletes: one Kafka transaction, all or nothing on every replica',
+          parameters: [
+            ...queryParams(BatchQuery),
+            header('Lagoon-Session', 'merged with the positions of the batch'),
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: schema(BatchBody) } } },
+          responses: {
+            200: json(BatchResult, 'Applied: every op, on every replica, at once'),
+            202: {
+              ...json(BatchResult, 'Committed; the verdict is not in yet (GET /v1/batches/{id})'),
+              headers: { Location: { schema: { type: 'string' } } },
+            },
+            400: problem(
+              'invalid_batch (shape), batch_too_large (more than LAGOON_MAX_BATCH_OPS ops), batch_duplicate_key, invalid_key, invalid_if_match, conflicting_conditions, invalid_write_mode (only strict), invalid_json / invalid_value / unsafe_integer',
+            ),
+            409: problem(
+              'batch_conflict: lost a wait-for cycle against another batch; nothing applied, retry',
+            ),
+            412: problem(
+              "precondition_failed: an op's condition failed (details.op, details.reason); nothing applied",
+            ),
+            413: problem(
+              "Body over the limit, or one partition's share over 1,000,000 bytes (batch_too_large)",
+            ),
+            415: problem('Not application/json'),
+            503: problem(
+              'Definite, nothing applied: kafka_unavailable, topic_unsafe, overloaded, buffered_writes_pending, write_deadline_passed',
+            ),
+            504: problem(
+              'write_outcome_unknown: the commit was not acknowledged; GET /v1/batches/{id} (details.href)',
+            ),
+          },
+        },
+      },
+      '/v1/batches/{id}': {
+        get: {
+          summary: "Verdict on a batch, as this node's replica decided it",
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            200: json(BatchOutcomeView, 'applied / rejected (with reason and op) / pending'),
+            400: problem('Not a batch id'),
           },
         },
       },

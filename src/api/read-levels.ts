@@ -112,7 +112,7 @@ export async function admitRead(
       }
       if (deps.config.testBreaks.includes('strong-skips-offset-wait')) return;
       const started = Date.now();
-      const ends = await deps.monitor.freshEndOffsets(timeoutMs);
+      const ends = await deps.monitor.freshEndOffsets(timeoutMs, partitions);
       const targets = new Map<number, number>();
       for (const p of partitions) targets.set(p, ends.get(p)?.endOffset ?? 0);
       if (await deps.watch.waitFor(targets, Math.max(0, timeoutMs - (Date.now() - started)))) return;

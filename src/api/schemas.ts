@@ -155,3 +155,72 @@ export const ProblemSchema = z.object({
   definite: z.boolean(),
   instance: z.string().optional(),
 });
+
+/** One op of POST /v1/batch. */
+export const BatchOp = z
+  .object({
+    op: z.enum(['put', 'delete']),
+    key: z.string().min(1).max(4096).describe('UTF-8 key, 1–1024 bytes'),
+    value: z.unknown().optional().describe('the JSON value (put only)'),
+    ifMatch: z
+      .string()
+      .max(300)
+      .optional()
+      .describe('apply only if the current version is this one ("3-1042") or, "*", if the key exists'),
+    ifNoneMatch: z
+      .union([z.literal('*'), z.literal(true)])
+      .optional()
+      .describe('"*" or true: create only'),
+    ttl: z
+      .number()
+      .int()
+      .min(1)
+      .max(10 * 365 * 86_400)
+      .optional()
+      .describe('seconds until the value expires (put only)'),
+  })
+  .strict();
+
+export const BatchBody = z
+  .object({
+    ops: z.array(BatchOp).min(1).max(10_000).describe('at most LAGOON_MAX_BATCH_OPS (default 1000)'),
+  })
+  .strict();
+
+export const BatchQuery = z
+  .object({
+    timeoutMs: intString(0, 60_000)
+      .optional()
+      .describe(
+        "the batch's deadline (default LAGOON_WRITE_TIMEOUT_MS) and how long to wait for its verdict",
+      ),
+  })
+  .strict();
+
+export const BatchOpResult = z.object({
+  key: z.string(),
+  version: z
+    .string()
+    .describe("the version the key has once the batch applied (its part record's log position)"),
+  partition: z.number().int(),
+  offset: z.number().int(),
+});
+
+export const BatchResult = z.object({
+  batch: z.string().describe('batch id: GET /v1/batches/{id}'),
+  status: z.enum(['applied', 'pending']),
+  href: z.string().optional(),
+  ops: z.array(BatchOpResult).describe('in request order'),
+});
+
+export const BatchOutcomeView = z.object({
+  batch: z.string(),
+  status: z.enum(['applied', 'rejected', 'pending']),
+  reason: z
+    .string()
+    .nullable()
+    .describe(
+      'why rejected: a condition (version_mismatch, already_exists, not_found), batch_conflict, deadline_passed',
+    ),
+  op: z.number().int().nullable().describe('index of the op whose condition failed'),
+});

@@ -27,6 +27,13 @@ export function brokerProperties(cluster: ClusterLayout, broker: BrokerLayout): 
     'offsets.topic.num.partitions': 12,
     'transaction.state.log.replication.factor': rf,
     'transaction.state.log.min.isr': minIsr,
+    // Atomic batches (POST /v1/batch) are Kafka transactions. Few coordinator partitions: created on the first
+    // batch, 50 (the default) take long on a small machine. A transaction left open by a node that died is
+    // aborted by the coordinator once it times out (the node's producer asks for 10 s); the check for timed-out
+    // transactions runs every 10 s by default, which would hold every replica's read-committed fetch on those
+    // partitions up to 10 s longer.
+    'transaction.state.log.num.partitions': 6,
+    'transaction.abort.timed.out.transaction.cleanup.interval.ms': 1000,
     'min.insync.replicas': minIsr,
     'default.replication.factor': rf,
     'unclean.leader.election.enable': false,

@@ -1,4 +1,4 @@
-import { type DecodedRecord, requestFingerprint } from './record.js';
+import { type DecodedRecord, requestFingerprint, type TxOp } from './record.js';
 import { formatVersion } from './version.js';
 
 /** A stored entry. `value` is the canonical JSON text of the value (JSON.stringify of the decoded value). */
@@ -21,7 +21,9 @@ export type RejectReason =
   | 'invalid_record'
   | 'idempotency_key_reused'
   /** A strict write Kafka appended after the deadline it carries (record `dl`): it never applies. */
-  | 'deadline_passed';
+  | 'deadline_passed'
+  /** A batch in a wait-for cycle with other batches (see core/tx-sequencer): rejected whole, on every replica. */
+  | 'batch_conflict';
 
 /**
  * How long (log time) a write id is remembered to spot a second copy of the same record. Producer retries that
@@ -117,6 +119,8 @@ export function isLive(entry: Entry | undefined, t: number): entry is Entry {
 export function decide(current: Entry | undefined, rec: DecodedRecord, ctx: DecideContext): Decision {
   if (rec.op === 'invalid') return { kind: 'reject', reason: 'invalid_record' };
   if (rec.op === 'hb') return { kind: 'noop' };
+  // A batch part is decided with the rest of its batch (decideBatch); met on its own, it is malformed.
+  if (rec.op === 'tx') return { kind: 'reject', reason: 'invalid_record' };
   // A copy of a record already applied (a producer retry appended it twice) is the same write: it gets the
   // first copy's outcome and must not be decided again (a conditional copy would fail its own condition).
   const windows = ctx.windows ?? { idemMs: IDEM_WINDOW_MS, widMs: WID_WINDOW_MS };
@@ -156,5 +160,109 @@ export function decide(current: Entry | undefined, rec: DecodedRecord, ctx: Deci
       updatedAt: ctx.timestamp,
       expiresAt: rec.ttlMs === undefined ? null : ctx.timestamp + rec.ttlMs,
     },
+  };
+}
+
+/** One part of a batch as the store hands it to decideBatch: the decoded part and where it sits in the log. */
+export interface BatchPart {
+  partition: number;
+  offset: number;
+  /** The part's own log append time (its deadline is judged by it). */
+  appendTime: number;
+  /** The partition's log clock with this record applied (expiry and TTL are judged by it). */
+  clock: number;
+  rec: TxOp & { key: string };
+}
+
+/** What a whole batch does: every item's effect, or one verdict that rejects all of it. */
+export type BatchDecision =
+  | {
+      kind: 'apply';
+      effects: Array<{ part: number; key: string; decision: Decision & { kind: 'put' | 'delete' } }>;
+    }
+  | { kind: 'reject'; reason: RejectReason; op?: number };
+
+/**
+ * Decides an atomic batch — a pure function of its parts and the current entries of its keys, so every replica
+ * reaches the same verdict. Each item is judged as a single write at its part's log position (its key's
+ * partition is at that position when the batch applies); if any item fails, or the parts do not form one
+ * well-made batch, nothing applies. `conflict`: the sequencer found the batch in a wait-for cycle.
+ */
+export function decideBatch(
+  parts: readonly BatchPart[],
+  current: (key: string) => Entry | undefined,
+  opts: {
+    partitionOf: (key: string) => number;
+    conflict?: boolean;
+    resolveVersion?: ((partition: number, version: string) => string) | undefined;
+  },
+): BatchDecision {
+  const first = parts[0];
+  if (first === undefined) return { kind: 'reject', reason: 'invalid_record' };
+  const head = first.rec;
+  const seenIdx = new Set<number>();
+  const seenKeys = new Set<string>();
+  const partitions = parts.map((p) => p.partition);
+  const wellMade =
+    partitions.length === head.parts.length &&
+    partitions.every((p, i) => p === head.parts[i]) &&
+    parts.every(
+      (p) =>
+        p.rec.tx === head.tx &&
+        p.rec.n === head.n &&
+        p.rec.dl === head.dl &&
+        p.rec.parts.length === head.parts.length &&
+        p.rec.parts.every((q, i) => q === head.parts[i]) &&
+        p.rec.items.every((it) => {
+          const fresh =
+            !seenIdx.has(it.i) && !seenKeys.has(it.key) && opts.partitionOf(it.key) === p.partition;
+          seenIdx.add(it.i);
+          seenKeys.add(it.key);
+          return fresh;
+        }),
+    ) &&
+    seenIdx.size === head.n;
+  if (!wellMade) return { kind: 'reject', reason: 'invalid_record' };
+  if (opts.conflict) return { kind: 'reject', reason: 'batch_conflict' };
+  if (head.dl !== undefined && parts.some((p) => p.appendTime > head.dl!)) {
+    return { kind: 'reject', reason: 'deadline_passed' };
+  }
+  const judged: Array<{ i: number; part: number; key: string; decision: Decision }> = [];
+  parts.forEach((p, part) => {
+    for (const it of p.rec.items) {
+      const single: DecodedRecord = {
+        v: 1,
+        key: it.key,
+        wid: `${head.tx}#${it.i}`,
+        ...(it.op === 'put'
+          ? { op: 'put' as const, value: it.value, ...(it.ttlMs !== undefined ? { ttlMs: it.ttlMs } : {}) }
+          : { op: 'del' as const }),
+        ...(it.ifMatch !== undefined ? { ifMatch: it.ifMatch } : {}),
+        ...(it.ifNoneMatch ? { ifNoneMatch: true as const } : {}),
+      };
+      judged.push({
+        i: it.i,
+        part,
+        key: it.key,
+        decision: decide(current(it.key), single, {
+          partition: p.partition,
+          offset: p.offset,
+          timestamp: p.clock,
+          resolveVersion: opts.resolveVersion ? (v) => opts.resolveVersion!(p.partition, v) : undefined,
+        }),
+      });
+    }
+  });
+  judged.sort((a, b) => a.i - b.i);
+  for (const j of judged) {
+    if (j.decision.kind === 'reject') return { kind: 'reject', reason: j.decision.reason, op: j.i };
+  }
+  return {
+    kind: 'apply',
+    effects: judged.map((j) => ({
+      part: j.part,
+      key: j.key,
+      decision: j.decision as Decision & { kind: 'put' | 'delete' },
+    })),
   };
 }

@@ -58,13 +58,46 @@ export interface HeartbeatOp {
   node: string;
 }
 
+/** One op of an atomic batch, inside the part record of its key's partition. `i`: its index in the batch. */
+export interface TxItem {
+  i: number;
+  op: 'put' | 'del';
+  key: string;
+  value?: unknown;
+  ttlMs?: number;
+  ifMatch?: string;
+  ifNoneMatch?: true;
+}
+
+/**
+ * One partition's part of an atomic batch (POST /v1/batch). A batch is written as one Kafka transaction holding
+ * one part record per partition it touches; the record key is the key of the part's first item. `parts` lists
+ * every partition of the batch (ascending) and `n` its op count, so a replica knows when it holds all of it: it
+ * applies a batch only once every part is in hand, all of it or none (src/core/tx-sequencer.ts).
+ */
+export interface TxOp {
+  v: 1;
+  op: 'tx';
+  /** Batch id, unique across node restarts (node id + boot id + sequence). */
+  tx: string;
+  parts: number[];
+  n: number;
+  items: TxItem[];
+  /** As for single writes: the batch counts only if every part was appended by then. */
+  dl?: number;
+}
+
+/** Most ops one batch record may describe (the API's configurable limit stays below it). */
+export const MAX_TX_OPS = 10_000;
+
 /** Every record body Lagoon writes to the topic. */
-export type WriteOp = PutOp | DelOp | HeartbeatOp;
+export type WriteOp = PutOp | DelOp | HeartbeatOp | TxOp;
 
 /** A record as the replica sees it: the body plus the store key, or why it could not be understood. */
 export type DecodedRecord =
   | (PutOp & { key: string })
   | (DelOp & { key: string })
+  | (TxOp & { key: string })
   | HeartbeatOp
   | { op: 'invalid'; reason: string; key: string | null };
 
@@ -120,6 +153,9 @@ export function decodeRecord(key: Buffer | null, value: Buffer | null): DecodedR
   if (keyText === null) return invalid('write record has a null key');
   const kv = validateKey(keyText);
   if (!kv.ok) return invalid(`invalid key: ${kv.reason}`);
+  if (body.op === 'tx' && body.items[0]!.key !== keyText) {
+    return invalid("a batch part's record key must be its first item's key");
+  }
   return { ...body, key: keyText };
 }
 
@@ -134,6 +170,7 @@ function checkBody(x: unknown): WriteOp | string {
     if (!isBoundedString(node, MAX_NODE_LENGTH)) return 'heartbeat node must be a non-empty string';
     return { v: 1, op: 'hb', node };
   }
+  if (op === 'tx') return checkTx(o);
   if (op !== 'put' && op !== 'del') return `unknown op ${JSON.stringify(op) ?? 'undefined'}`;
 
   const wid = o['wid'];
@@ -177,6 +214,90 @@ function checkBody(x: unknown): WriteOp | string {
     return `ttlMs must be an integer in 1..${MAX_TTL_MS}`;
   }
   return { v: 1, op: 'put', value, ...(ttlMs !== undefined ? { ttlMs: ttlMs as number } : {}), ...rest };
+}
+
+/** Validates a batch part record (see TxOp); a clean copy with fields in a fixed order, or a reason. */
+function checkTx(o: Record<string, unknown>): TxOp | string {
+  const tx = o['tx'];
+  if (!isBoundedString(tx, MAX_WID_LENGTH)) return `tx must be a string of 1..${MAX_WID_LENGTH} characters`;
+  const parts = o['parts'];
+  if (
+    !Array.isArray(parts) ||
+    parts.length === 0 ||
+    !parts.every((p, i) => Number.isSafeInteger(p) && p >= 0 && (i === 0 || p > parts[i - 1]))
+  ) {
+    return 'parts must be a non-empty ascending list of partitions';
+  }
+  const n = o['n'];
+  if (!(Number.isSafeInteger(n) && (n as number) >= 1 && (n as number) <= MAX_TX_OPS)) {
+    return `n must be an integer in 1..${MAX_TX_OPS}`;
+  }
+  const items = o['items'];
+  if (!Array.isArray(items) || items.length === 0 || items.length > (n as number)) {
+    return 'items must be a non-empty list of at most n ops';
+  }
+  const clean: TxItem[] = [];
+  for (const raw of items) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'a batch item is not an object';
+    const it = raw as Record<string, unknown>;
+    const i = it['i'];
+    if (!(Number.isSafeInteger(i) && (i as number) >= 0 && (i as number) < (n as number))) {
+      return 'a batch item index is out of range';
+    }
+    if (clean.length > 0 && (i as number) <= clean[clean.length - 1]!.i)
+      return 'batch item indexes must ascend';
+    const key = it['key'];
+    if (typeof key !== 'string' || !validateKey(key).ok) return 'a batch item has an invalid key';
+    const ifMatch = it['ifMatch'];
+    if (
+      ifMatch !== undefined &&
+      !(ifMatch === '*' || (typeof ifMatch === 'string' && parseVersion(ifMatch)))
+    ) {
+      return 'ifMatch must be a version or "*"';
+    }
+    const ifNoneMatch = it['ifNoneMatch'];
+    if (ifNoneMatch !== undefined && ifNoneMatch !== true) return 'ifNoneMatch must be true when present';
+    if (ifMatch !== undefined && ifNoneMatch !== undefined) return 'ifMatch and ifNoneMatch are exclusive';
+    const cond = {
+      ...(ifMatch !== undefined ? { ifMatch: ifMatch as string } : {}),
+      ...(ifNoneMatch !== undefined ? { ifNoneMatch: true as const } : {}),
+    };
+    if (it['op'] === 'del') {
+      if (Object.hasOwn(it, 'value') || Object.hasOwn(it, 'ttlMs'))
+        return 'del must not carry value or ttlMs';
+      clean.push({ i: i as number, op: 'del', key, ...cond });
+    } else if (it['op'] === 'put') {
+      if (!Object.hasOwn(it, 'value') || !isJsonValue(it['value'])) return 'put must carry a JSON value';
+      const ttlMs = it['ttlMs'];
+      if (
+        ttlMs !== undefined &&
+        !(Number.isSafeInteger(ttlMs) && (ttlMs as number) > 0 && (ttlMs as number) <= MAX_TTL_MS)
+      ) {
+        return `ttlMs must be an integer in 1..${MAX_TTL_MS}`;
+      }
+      clean.push({
+        i: i as number,
+        op: 'put',
+        key,
+        value: it['value'],
+        ...(ttlMs !== undefined ? { ttlMs: ttlMs as number } : {}),
+        ...cond,
+      });
+    } else return `unknown batch item op ${JSON.stringify(it['op']) ?? 'undefined'}`;
+  }
+  const dl = o['dl'];
+  if (dl !== undefined && !(Number.isSafeInteger(dl) && (dl as number) > 0)) {
+    return 'dl must be a positive integer (epoch ms)';
+  }
+  return {
+    v: 1,
+    op: 'tx',
+    tx,
+    parts: [...(parts as number[])],
+    n: n as number,
+    items: clean,
+    ...(dl !== undefined ? { dl: dl as number } : {}),
+  };
 }
 
 function isBoundedString(x: unknown, max: number): x is string {

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Admin, Kafka } from 'kafkajs';
 import { LagoonError } from '../errors.js';
+import type { HighWatermarks } from './high-watermarks.js';
 import { withTimeout } from './kafka-wire.js';
 
 /** What the node last learned about one partition of the Lagoon topic. */
@@ -42,6 +43,8 @@ export class ClusterMonitor {
   /** Some broker accepted TCP at the last probe (run after a failed round); false until first contact. */
   private tcpReachable = false;
   private admin: Admin | undefined;
+  /** High watermarks per leader (absent with SASL: kafkajs's ListOffsets then). */
+  private readonly hw: HighWatermarks | undefined;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<Map<number, PartitionView>> | undefined;
   private nextRound: Promise<Map<number, PartitionView>> | undefined;
@@ -64,8 +67,10 @@ export class ClusterMonitor {
       /** host:port list, probed by TCP when Kafka requests fail. */
       bootstrap?: string[];
       onRefresh?: (view: ClusterView) => void;
+      highWatermarks?: HighWatermarks;
     },
   ) {
+    this.hw = opts.highWatermarks;
     this.bootstrap = opts.bootstrap ?? [];
     this.onRefresh = opts.onRefresh;
     this.kafka = kafka;
@@ -128,7 +133,10 @@ export class ClusterMonitor {
    * strong reads wait for the new leader as writes do. Fails at once (503) when no broker is reachable,
    * 504 `strong_timeout` when the deadline passes.
    */
-  async freshEndOffsets(timeoutMs: number): Promise<Map<number, PartitionView>> {
+  async freshEndOffsets(
+    timeoutMs: number,
+    want: readonly number[] = [],
+  ): Promise<Map<number, PartitionView>> {
     const deadline = Date.now() + timeoutMs;
     let lastError = '';
     for (;;) {
@@ -148,7 +156,11 @@ export class ClusterMonitor {
         );
       }
       try {
-        return await withTimeout(this.roundAfterNow(), remaining, 'ListOffsets round', () => {});
+        const round = await withTimeout(this.roundAfterNow(), remaining, 'ListOffsets round', () => {});
+        const missing = want.filter((p) => !round.has(p));
+        if (missing.length === 0) return round;
+        lastError = `the leader of partition ${missing.join(', ')} did not answer`;
+        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))));
       } catch (e) {
         lastError = (e as Error).message;
         await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))));
@@ -173,8 +185,48 @@ export class ClusterMonitor {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.hw?.close();
     clearTimeout(this.timer);
     await this.admin?.disconnect().catch(() => {});
+  }
+
+  /**
+   * End offsets (high watermarks) of the partitions whose leader answered, asked of each leader on its own (see
+   * log/high-watermarks). Throws only if no leader answered. Without a raw connection (SASL), kafkajs's
+   * ListOffsets, which returns the last stable offset: the same as the high watermark unless a batch
+   * transaction is open.
+   */
+  private async endOffsets(
+    parts: Array<{ partition: number; leader: number }>,
+    addresses: Map<number, string>,
+  ): Promise<Map<number, number>> {
+    if (!this.hw) {
+      const offsets = await this.admin!.fetchTopicOffsets(this.topic);
+      return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+    }
+    const byLeader = new Map<number, number[]>();
+    for (const p of parts) {
+      if (p.leader < 0) continue;
+      byLeader.set(p.leader, [...(byLeader.get(p.leader) ?? []), p.partition]);
+    }
+    const end = new Map<number, number>();
+    let lastError = 'no partition has a leader';
+    await Promise.all(
+      [...byLeader].map(async ([leader, ps]) => {
+        const address = addresses.get(leader);
+        if (address === undefined) return;
+        try {
+          for (const [p, a] of await this.hw!.fetch(address, this.topic, ps)) {
+            if ('offset' in a) end.set(p, a.offset);
+            else lastError = a.error;
+          }
+        } catch (e) {
+          lastError = (e as Error).message;
+        }
+      }),
+    );
+    if (end.size === 0 && parts.length > 0) throw new Error(lastError);
+    return end;
   }
 
   private async refresh(): Promise<Map<number, PartitionView>> {
@@ -186,22 +238,28 @@ export class ClusterMonitor {
         await admin.connect();
         this.admin = admin;
       }
-      const [meta, offsets, cluster] = await Promise.all([
+      const [meta, cluster] = await Promise.all([
         this.admin.fetchTopicMetadata({ topics: [this.topic] }),
-        this.admin.fetchTopicOffsets(this.topic),
         this.admin.describeCluster(),
       ]);
       this.tcpReachable = true;
       this.brokerAddresses = cluster.brokers.map((b) => `${b.host}:${b.port}`);
-      const end = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+      const metaPartitions = meta.topics[0]?.partitions ?? [];
+      const end = await this.endOffsets(
+        metaPartitions.map((p) => ({ partition: p.partitionId, leader: p.leader })),
+        new Map(cluster.brokers.map((b) => [b.nodeId, `${b.host}:${b.port}`])),
+      );
       const partitions: PartitionView[] = [];
-      for (const p of meta.topics[0]?.partitions ?? []) {
+      for (const p of metaPartitions) {
+        const before = this.view.partitions[p.partitionId];
+        const fresh = end.get(p.partitionId);
         partitions[p.partitionId] = {
           partition: p.partitionId,
           leader: p.leader,
           isr: p.isr,
-          endOffset: end.get(p.partitionId) ?? 0,
-          observedAt: sentAt,
+          // A partition whose leader did not answer keeps its last end offset and the time it was read.
+          endOffset: fresh ?? before?.endOffset ?? 0,
+          observedAt: fresh !== undefined ? sentAt : (before?.observedAt ?? 0),
         };
       }
       this.view = {
@@ -212,7 +270,7 @@ export class ClusterMonitor {
         partitions,
       };
       this.onRefresh?.(this.view);
-      return new Map(partitions.map((p) => [p.partition, p]));
+      return new Map(partitions.filter((p) => end.has(p.partition)).map((p) => [p.partition, p]));
     } catch (e) {
       const msg = (e as Error).message;
       // Brokers that answer "unknown topic" are reachable, but nothing can be written until the topic exists.

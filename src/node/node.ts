@@ -12,6 +12,8 @@ import { LagHistory } from '../lag/history.js';
 import { registerLagMetrics } from '../lag/metrics.js';
 import { lagRoutes } from '../lag/routes.js';
 import { LagTracker } from '../lag/tracker.js';
+import { BatchWriter } from '../log/batch-writer.js';
+import { HighWatermarks } from '../log/high-watermarks.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
@@ -46,6 +48,7 @@ export class LagoonNode {
   private readonly store: ReplicaStore;
   private readonly monitor: ClusterMonitor;
   private readonly writer: Writer | undefined;
+  private readonly batchWriter: BatchWriter | undefined;
   private readonly outbox: Outbox | undefined;
   private readonly drainer: OutboxDrainer | undefined;
   private readonly replica: Replica | undefined;
@@ -99,6 +102,16 @@ export class LagoonNode {
       minInsyncReplicas: config.minInsyncReplicas,
       intervalMs: config.offsetRefreshMs,
       bootstrap: config.kafka.brokers,
+      // Raw ListOffsets speaks TLS but not SASL; with SASL the monitor falls back to kafkajs's (see monitor.ts).
+      ...(config.kafka.sasl
+        ? {}
+        : {
+            highWatermarks: new HighWatermarks({
+              ssl: config.kafka.ssl,
+              timeoutMs: READ_STALL_MS,
+              clientId: `lagoon-${config.id}`,
+            }),
+          }),
       onRefresh: (view) => {
         for (const p of view.partitions)
           if (p) this.freshness.observeEnd(p.partition, p.endOffset, p.observedAt);
@@ -124,6 +137,13 @@ export class LagoonNode {
           ackBeforeKafka: config.testBreaks.includes('ack-before-kafka'),
           unknownAsDefinite: config.testBreaks.includes('unknown-as-definite'),
         },
+      });
+      // Atomic batches: one transactional producer per node, its id stable across restarts (fencing).
+      this.batchWriter = new BatchWriter(writerKafka, {
+        topic: config.topic,
+        transactionalId: `lagoon-${config.id}-batch`,
+        gate: (p) => this.writeGate(p),
+        testDieBeforeCommit: config.testBreaks.includes('batch-dies-before-commit'),
       });
     }
     if (this.writer) {
@@ -199,6 +219,7 @@ export class LagoonNode {
         config,
         store: this.store,
         writer: this.writer,
+        batchWriter: this.batchWriter,
         outbox: this.outbox,
         onBuffered: () => this.drainer?.kick(),
         writeGate: (p) => this.writeGate(p),
@@ -278,6 +299,7 @@ export class LagoonNode {
       // The drainer stops starting rounds; closing the Writer settles the ones in flight; then the outbox file.
       const drained = this.drainer?.close();
       await this.writer?.close();
+      await this.batchWriter?.close();
       await drained;
       this.outbox?.close();
       await this.replica?.close();

@@ -1,5 +1,7 @@
 import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { txTagOf } from '../core/batch.js';
 import { identityProblem, misroutedKey } from '../core/topic-safety.js';
+import { TxSequencer } from '../core/tx-sequencer.js';
 import { fetchTopicIdentity, type RawEndpoint } from '../log/topic.js';
 import type { LogRecord, ReplicaStore } from '../store/replica-store.js';
 
@@ -60,11 +62,19 @@ export class Replica {
   lastBatchAt = 0;
   problem: ReplicaProblem | undefined;
   private readonly misrouted = { count: 0, last: undefined as string | undefined };
+  /** Holds a partition at an atomic batch's part until the batch is whole (core/tx-sequencer). */
+  private readonly sequencer: TxSequencer<LogRecord>;
 
   constructor(kafka: Kafka, store: ReplicaStore, opts: ReplicaOptions) {
     this.kafka = kafka;
     this.store = store;
     this.opts = opts;
+    this.sequencer = new TxSequencer<LogRecord>(
+      store.partitions,
+      (r) => txTagOf(r.value),
+      (tx) => store.batchOutcome(tx) !== undefined,
+    );
+    this.sequencer.reset(store.appliedOffsets());
     this.log =
       opts.log ??
       ((event, fields) =>
@@ -221,10 +231,20 @@ export class Replica {
       if (!e.payload.restart && this.consumer === consumer) this.scheduleRestart(this.lastError);
     });
     consumer.on(consumer.events.GROUP_JOIN, () => {
-      // Whatever Kafka's committed offsets say, resume exactly where SQLite says we are.
-      for (const [partition, offset] of this.store.appliedOffsets()) {
+      // Whatever Kafka's committed offsets say, resume exactly where SQLite says we are; what the sequencer
+      // held is fetched again.
+      const applied = this.store.appliedOffsets();
+      this.sequencer.reset(applied);
+      for (const [partition, offset] of applied) {
         consumer.seek({ topic: this.opts.topic, partition, offset: String(offset) });
       }
+    });
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      // A fetch of nothing but transaction markers or aborted records never reaches eachBatch: the applied
+      // offset must still move past them, or the replica would never catch up with the log's end.
+      if (e.payload.batchSize !== 0 || this.consumer !== consumer || this.state === 'failed') return;
+      this.sequencer.push(e.payload.partition, [], Number(e.payload.lastOffset) + 1);
+      this.applyReleased();
     });
     await consumer.connect();
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
@@ -260,18 +280,20 @@ export class Replica {
             value: misrouted === undefined ? m.value : null,
           };
         });
-        const last = records[records.length - 1]!;
         if (this.opts.testApplyDelayMs) await sleep(this.opts.testApplyDelayMs);
         if (this.opts.testApplyOffsetsFirst) {
           // Deliberately broken (test only): the offset in one transaction, the rows in a later one.
+          const last = records[records.length - 1]!;
           this.store.advanceOffsetOnlyForTestBreak(batch.partition, last.offset + 1);
           await sleep(100);
           this.store.applyBatch(batch.partition, records, { fromOffset: applied });
+          this.lastBatchAt = Date.now();
+          this.opts.onApplied?.(batch.partition, last.offset + 1, records.length, last.timestamp);
         } else {
-          this.store.applyBatch(batch.partition, records);
+          // Past the last record kafkajs handed over: filtered transaction markers and aborted records count.
+          this.sequencer.push(batch.partition, records, Number(batch.lastOffset()) + 1);
+          this.applyReleased();
         }
-        this.lastBatchAt = Date.now();
-        this.opts.onApplied?.(batch.partition, last.offset + 1, records.length, last.timestamp);
         this.restarts = 0;
         resolveOffset(batch.lastOffset());
         await heartbeat();
@@ -280,6 +302,19 @@ export class Replica {
     if (this.state === 'failed') return;
     this.state = 'running';
     this.scheduleIdentityCheck();
+  }
+
+  /**
+   * Applies what the sequencer releases (plain records, whole batches) in one SQLite transaction, then reports
+   * each partition that moved. Records of a partition held at a batch part wait in the sequencer; Kafka's
+   * committed offset may run ahead of SQLite's meanwhile (only tools read it; restarts resume from SQLite).
+   */
+  private applyReleased(): void {
+    const steps = this.sequencer.drain();
+    if (steps.length === 0) return;
+    const moved = this.store.applySteps(steps);
+    this.lastBatchAt = Date.now();
+    for (const m of moved) this.opts.onApplied?.(m.partition, m.appliedOffset, m.records, m.lastTimestamp);
   }
 
   /** State, last error, why it stopped for good (if so), and misrouted records seen. */

@@ -1,16 +1,21 @@
 import type Database from 'better-sqlite3';
 import {
+  type BatchDecision,
+  type BatchPart,
   BOOKKEEPING_RETENTION_MS,
   type Decision,
   decide,
+  decideBatch,
   type Entry,
   type MemoryWindows,
   remembers,
   windowsFor,
 } from '../core/decide.js';
 import { bigIntToDigest, digestToBigInt, EMPTY_DIGEST, entryHash } from '../core/digest.js';
+import { partitionOf } from '../core/partitioner.js';
 import { decodeRecord, requestFingerprint } from '../core/record.js';
 import type { TopicIdentity } from '../core/topic-safety.js';
+import type { Step } from '../core/tx-sequencer.js';
 import { formatVersion, parseVersion } from '../core/version.js';
 import { LagoonError } from '../errors.js';
 import { openDurable } from './sqlite.js';
@@ -102,6 +107,36 @@ interface IdemRow {
   at: number | null;
 }
 
+/** The verdict on an atomic batch (by batch id): `op` is the index of the op whose condition failed, if one did. */
+export interface BatchOutcome {
+  tx: string;
+  status: 'applied' | 'rejected';
+  reason: string | null;
+  op: number | null;
+}
+
+/** One partition's state while a transaction applies records to it. */
+interface Cursor {
+  partition: number;
+  row: PartitionRow;
+  appliedOffset: number;
+  digest: bigint;
+  clock: number | null;
+  applied: number;
+}
+
+/** Offsets strictly increasing, timestamps integers (Kafka reports -1 for none: deterministic, fine). */
+function checkRecord(partition: number, r: LogRecord, prev: number): void {
+  if (!Number.isSafeInteger(r.offset) || r.offset < 0 || r.offset <= prev) {
+    throw new RangeError(
+      `partition ${partition}: offsets must be strictly increasing, got ${r.offset} after ${prev}`,
+    );
+  }
+  if (!Number.isSafeInteger(r.timestamp)) {
+    throw new RangeError(`partition ${partition} offset ${r.offset}: invalid timestamp ${r.timestamp}`);
+  }
+}
+
 interface PartitionRow {
   partition: number;
   applied_offset: number;
@@ -133,6 +168,10 @@ CREATE TABLE IF NOT EXISTS wids (
   PRIMARY KEY (partition, wid)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS wids_age ON wids(partition, at);
+CREATE TABLE IF NOT EXISTS batches (
+  tx TEXT PRIMARY KEY, partition INT NOT NULL, status TEXT NOT NULL, reason TEXT, op INT, at INT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_age ON batches(partition, at);
 `;
 
 /** Runs after SCHEMA (and any migration) on every open; idempotent. Indexes on migrated columns live here. */
@@ -225,6 +264,12 @@ export class ReplicaStore {
     Database.Statement<[Record<string, string | number>], KvRow>
   >();
   private readonly stmt;
+  private readonly applyStepsTx: (steps: ReadonlyArray<Step<LogRecord>>) => Array<{
+    partition: number;
+    appliedOffset: number;
+    records: number;
+    lastTimestamp: number;
+  }>;
   private readonly applyTx: (
     partition: number,
     records: readonly LogRecord[],
@@ -298,6 +343,11 @@ export class ReplicaStore {
          ON CONFLICT(partition, wid) DO UPDATE SET version = excluded.version, at = excluded.at`,
       ),
       pruneWids: db.prepare<[number, number]>('DELETE FROM wids WHERE partition = ? AND at <= ?'),
+      putBatch: db.prepare(
+        'INSERT OR IGNORE INTO batches (tx, partition, status, reason, op, at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      getBatch: db.prepare<[string], BatchOutcome>('SELECT tx, status, reason, op FROM batches WHERE tx = ?'),
+      pruneBatches: db.prepare<[number, number]>('DELETE FROM batches WHERE partition = ? AND at <= ?'),
       // Expiry is judged by the key's partition clock, as conditional writes judge it (see get()).
       get: db.prepare<[string], KvRow>(
         `SELECT kv.* FROM kv JOIN partitions p ON p.partition = kv.partition
@@ -308,6 +358,7 @@ export class ReplicaStore {
       ),
     };
     this.applyTx = db.transaction((partition, records, hooks) => this.applyInTx(partition, records, hooks));
+    this.applyStepsTx = db.transaction((steps: ReadonlyArray<Step<LogRecord>>) => this.applyStepsInTx(steps));
   }
 
   /**
@@ -435,123 +486,288 @@ export class ReplicaStore {
     records: readonly LogRecord[],
     hooks: ApplyHooks | undefined,
   ): { applied: number; skipped: number } {
-    const s = this.stmt;
-    const row = s.getPartition.get(partition);
-    if (row === undefined) throw new Error(`partition row ${partition} missing`);
-    let appliedOffset = hooks?.fromOffset ?? row.applied_offset;
-    let digest = digestToBigInt(row.digest);
-    let clock = row.last_record_ts;
-    let applied = 0;
+    const c = this.openCursor(partition, hooks?.fromOffset);
     let skipped = 0;
     let prev = -1;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      if (!Number.isSafeInteger(r.offset) || r.offset < 0 || r.offset <= prev) {
-        throw new RangeError(
-          `partition ${partition}: offsets must be strictly increasing, got ${r.offset} after ${prev}`,
-        );
-      }
-      // Kafka reports -1 for records without a timestamp; that is an integer, and deterministic, so it is fine.
-      if (!Number.isSafeInteger(r.timestamp)) {
-        throw new RangeError(`partition ${partition} offset ${r.offset}: invalid timestamp ${r.timestamp}`);
-      }
+      checkRecord(partition, r, prev);
       prev = r.offset;
-      if (r.offset < appliedOffset) {
+      if (r.offset < c.appliedOffset) {
         skipped++;
         continue;
       }
-      // The partition's log clock never runs backwards, so expiry is monotone and purging is order-independent.
-      clock = clock === null ? r.timestamp : Math.max(clock, r.timestamp);
-      const rec = decodeRecord(r.key, r.value);
-      const key = rec.op === 'hb' ? null : rec.key;
-      const current = key === null ? undefined : s.getRow.get(key);
-      const write = rec.op === 'put' || rec.op === 'del' ? rec : undefined;
-      const idemKey = write?.idem === undefined ? undefined : idemKeyOf(write.key, write.idem);
-      const idemRow = idemKey === undefined ? undefined : s.getIdem.get(idemKey);
-      const widRow = write === undefined ? undefined : s.getWid.get(partition, write.wid);
-      const d: Decision = decide(current === undefined ? undefined : toEntry(current), rec, {
-        partition,
-        offset: r.offset,
-        timestamp: clock,
-        appendTime: r.timestamp,
-        // Legacy entries (schema 1) have no log time: always remembered, as they were.
-        seenIdem:
-          idemRow === undefined
-            ? undefined
-            : { version: idemRow.version, fp: idemRow.fp, at: idemRow.at ?? clock },
-        seenWid: widRow,
-        resolveVersion: (v) => this.resolveVersion(v, clock!),
-        windows: this.windows,
-      });
-      switch (d.kind) {
-        case 'put': {
-          if (current !== undefined) digest -= entryHash(toEntry(current));
-          const e = d.entry;
-          s.upsert.run(e.key, partition, e.value, e.version, e.updatedAt, e.expiresAt);
-          digest += entryHash(e);
-          s.insertWrite.run(partition, r.offset, key, 'applied', null, clock);
-          break;
-        }
-        case 'delete':
-          if (current !== undefined) {
-            digest -= entryHash(toEntry(current));
-            s.deleteRow.run(current.key);
-          }
-          s.insertWrite.run(partition, r.offset, key, 'applied', null, clock);
-          break;
-        case 'reject':
-          s.insertWrite.run(partition, r.offset, key, 'rejected', d.reason, clock);
-          break;
-        case 'duplicate':
-          s.insertWrite.run(partition, r.offset, key, 'duplicate', d.of, clock);
-          break;
-        case 'noop':
-          break;
-      }
-      const version = formatVersion(partition, r.offset);
-      const decided = d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject';
-      // Remember the first attempt of an idempotent write, whether it was applied or rejected — but not a request
-      // that reused another request's key (that one keeps its entry), nor one that landed after its deadline
-      // (the client was told it timed out: its retry must still be able to apply).
-      if (
-        write !== undefined &&
-        idemKey !== undefined &&
-        decided &&
-        !(d.kind === 'reject' && (d.reason === 'idempotency_key_reused' || d.reason === 'deadline_passed'))
-      ) {
-        s.putIdem.run(idemKey, version, partition, requestFingerprint(write), clock);
-      }
-      // Remember the write id with the version whose outcome this write got (the original, for an idempotent
-      // retry), so a second copy of this record answers the same. A copy itself is not remembered again.
-      const copy = widRow !== undefined && remembers(widRow.at, clock, this.windows.widMs);
-      if (write !== undefined && !(d.kind === 'duplicate' && copy)) {
-        s.putWid.run(partition, write.wid, d.kind === 'duplicate' ? d.of : version, clock);
-      }
-      appliedOffset = r.offset + 1;
-      applied++;
+      this.applyRecord(c, r);
       hooks?.afterRecord?.(r.offset, i);
     }
-    if (applied > 0 && clock !== null) {
+    this.closeCursor(c);
+    return { applied: c.applied, skipped };
+  }
+
+  /**
+   * Applies what the sequencer (core/tx-sequencer) released, in one SQLite transaction: runs of plain records,
+   * whole batches (every part at once, all or nothing) and rejected parts of batches that lost a wait-for cycle.
+   * Returns each touched partition's new applied offset, records applied and last record time.
+   */
+  applySteps(steps: ReadonlyArray<Step<LogRecord>>): Array<{
+    partition: number;
+    appliedOffset: number;
+    records: number;
+    lastTimestamp: number;
+  }> {
+    this.assertOpen();
+    if (steps.length === 0) return [];
+    return this.applyStepsTx(steps);
+  }
+
+  private applyStepsInTx(steps: ReadonlyArray<Step<LogRecord>>) {
+    const cursors = new Map<number, Cursor>();
+    const cursor = (p: number) => {
+      this.assertPartition(p);
+      let c = cursors.get(p);
+      if (c === undefined) {
+        c = this.openCursor(p);
+        cursors.set(p, c);
+      }
+      return c;
+    };
+    const lastTs = new Map<number, number>();
+    for (const step of steps) {
+      if (step.kind === 'records') {
+        const c = cursor(step.partition);
+        let prev = -1;
+        for (const r of step.records) {
+          checkRecord(step.partition, r, prev);
+          prev = r.offset;
+          if (r.offset < c.appliedOffset) continue;
+          this.applyRecord(c, r);
+          lastTs.set(step.partition, r.timestamp);
+        }
+        c.appliedOffset = Math.max(c.appliedOffset, step.through);
+      } else if (step.kind === 'conflict') {
+        const c = cursor(step.partition);
+        const r = step.record;
+        checkRecord(step.partition, r, -1);
+        if (r.offset < c.appliedOffset) continue;
+        c.clock = c.clock === null ? r.timestamp : Math.max(c.clock, r.timestamp);
+        const rec = decodeRecord(r.key, r.value);
+        const key = rec.op === 'hb' ? null : rec.key;
+        this.stmt.insertWrite.run(step.partition, r.offset, key, 'rejected', 'batch_conflict', c.clock);
+        this.stmt.putBatch.run(step.tx, step.partition, 'rejected', 'batch_conflict', null, c.clock);
+        c.appliedOffset = r.offset + 1;
+        c.applied++;
+        lastTs.set(step.partition, r.timestamp);
+      } else {
+        this.applyBatchStep(step, cursor, lastTs);
+      }
+    }
+    const out = [];
+    for (const c of cursors.values()) {
+      this.closeCursor(c);
+      out.push({
+        partition: c.partition,
+        appliedOffset: c.appliedOffset,
+        records: c.applied,
+        lastTimestamp: lastTs.get(c.partition) ?? c.clock ?? 0,
+      });
+    }
+    return out;
+  }
+
+  /** One whole batch: decided by decideBatch on the parts and the current entries, applied all or nothing. */
+  private applyBatchStep(
+    step: Extract<Step<LogRecord>, { kind: 'batch' }>,
+    cursor: (p: number) => Cursor,
+    lastTs: Map<number, number>,
+  ): void {
+    const s = this.stmt;
+    const cs = step.parts.map((x) => cursor(x.partition));
+    // Already applied (a redelivery the sequencer could not know of): a batch moves all its partitions at once.
+    if (step.parts.some((x, i) => x.record.offset < cs[i]!.appliedOffset)) return;
+    const parts: BatchPart[] = [];
+    const keys: Array<string | null> = [];
+    let malformed = false;
+    step.parts.forEach((x, i) => {
+      const c = cs[i]!;
+      checkRecord(x.partition, x.record, -1);
+      c.clock = c.clock === null ? x.record.timestamp : Math.max(c.clock, x.record.timestamp);
+      const rec = decodeRecord(x.record.key, x.record.value);
+      keys.push(rec.op === 'hb' ? null : rec.key);
+      if (rec.op !== 'tx') malformed = true;
+      else
+        parts.push({
+          partition: x.partition,
+          offset: x.record.offset,
+          appendTime: x.record.timestamp,
+          clock: c.clock,
+          rec,
+        });
+    });
+    const decision: BatchDecision = malformed
+      ? { kind: 'reject', reason: 'invalid_record' }
+      : decideBatch(
+          parts,
+          (key) => {
+            const row = s.getRow.get(key);
+            return row === undefined ? undefined : toEntry(row);
+          },
+          {
+            partitionOf: (key) => partitionOf(key, this.partitions),
+            resolveVersion: (p, v) =>
+              this.resolveVersion(v, cs[step.parts.findIndex((x) => x.partition === p)]!.clock!),
+          },
+        );
+    if (decision.kind === 'apply') {
+      for (const { part, key, decision: d } of decision.effects) {
+        const c = cs[part]!;
+        const current = s.getRow.get(key);
+        if (current !== undefined) c.digest -= entryHash(toEntry(current));
+        if (d.kind === 'put') {
+          const e = d.entry;
+          s.upsert.run(e.key, c.partition, e.value, e.version, e.updatedAt, e.expiresAt);
+          c.digest += entryHash(e);
+        } else if (current !== undefined) s.deleteRow.run(key);
+      }
+    }
+    const status = decision.kind === 'apply' ? 'applied' : 'rejected';
+    const reason = decision.kind === 'apply' ? null : decision.reason;
+    step.parts.forEach((x, i) => {
+      const c = cs[i]!;
+      s.insertWrite.run(x.partition, x.record.offset, keys[i] ?? null, status, reason, c.clock);
+      c.appliedOffset = x.record.offset + 1;
+      c.applied++;
+      lastTs.set(x.partition, x.record.timestamp);
+    });
+    s.putBatch.run(
+      step.tx,
+      step.parts[0]!.partition,
+      status,
+      reason,
+      decision.kind === 'reject' ? (decision.op ?? null) : null,
+      cs[0]!.clock,
+    );
+  }
+
+  /** The verdict on a batch, by batch id, once this replica decided it. */
+  batchOutcome(tx: string): BatchOutcome | undefined {
+    this.assertOpen();
+    return this.stmt.getBatch.get(tx);
+  }
+
+  private openCursor(partition: number, fromOffset?: number): Cursor {
+    const row = this.stmt.getPartition.get(partition);
+    if (row === undefined) throw new Error(`partition row ${partition} missing`);
+    return {
+      partition,
+      row,
+      appliedOffset: fromOffset ?? row.applied_offset,
+      digest: digestToBigInt(row.digest),
+      clock: row.last_record_ts,
+      applied: 0,
+    };
+  }
+
+  /** Decides and applies one plain record at the cursor (its offset at or past the applied offset). */
+  private applyRecord(c: Cursor, r: LogRecord): void {
+    const s = this.stmt;
+    const partition = c.partition;
+    // The partition's log clock never runs backwards, so expiry is monotone and purging is order-independent.
+    const clock = c.clock === null ? r.timestamp : Math.max(c.clock, r.timestamp);
+    c.clock = clock;
+    const rec = decodeRecord(r.key, r.value);
+    const key = rec.op === 'hb' ? null : rec.key;
+    const current = key === null ? undefined : s.getRow.get(key);
+    const write = rec.op === 'put' || rec.op === 'del' ? rec : undefined;
+    const idemKey = write?.idem === undefined ? undefined : idemKeyOf(write.key, write.idem);
+    const idemRow = idemKey === undefined ? undefined : s.getIdem.get(idemKey);
+    const widRow = write === undefined ? undefined : s.getWid.get(partition, write.wid);
+    const d: Decision = decide(current === undefined ? undefined : toEntry(current), rec, {
+      partition,
+      offset: r.offset,
+      timestamp: clock,
+      appendTime: r.timestamp,
+      // Legacy entries (schema 1) have no log time: always remembered, as they were.
+      seenIdem:
+        idemRow === undefined
+          ? undefined
+          : { version: idemRow.version, fp: idemRow.fp, at: idemRow.at ?? clock },
+      seenWid: widRow,
+      resolveVersion: (v) => this.resolveVersion(v, clock),
+      windows: this.windows,
+    });
+    switch (d.kind) {
+      case 'put': {
+        if (current !== undefined) c.digest -= entryHash(toEntry(current));
+        const e = d.entry;
+        s.upsert.run(e.key, partition, e.value, e.version, e.updatedAt, e.expiresAt);
+        c.digest += entryHash(e);
+        s.insertWrite.run(partition, r.offset, key, 'applied', null, clock);
+        break;
+      }
+      case 'delete':
+        if (current !== undefined) {
+          c.digest -= entryHash(toEntry(current));
+          s.deleteRow.run(current.key);
+        }
+        s.insertWrite.run(partition, r.offset, key, 'applied', null, clock);
+        break;
+      case 'reject':
+        s.insertWrite.run(partition, r.offset, key, 'rejected', d.reason, clock);
+        break;
+      case 'duplicate':
+        s.insertWrite.run(partition, r.offset, key, 'duplicate', d.of, clock);
+        break;
+      case 'noop':
+        break;
+    }
+    const version = formatVersion(partition, r.offset);
+    const decided = d.kind === 'put' || d.kind === 'delete' || d.kind === 'reject';
+    // Remember the first attempt of an idempotent write, whether it was applied or rejected — but not a request
+    // that reused another request's key (that one keeps its entry), nor one that landed after its deadline
+    // (the client was told it timed out: its retry must still be able to apply).
+    if (
+      write !== undefined &&
+      idemKey !== undefined &&
+      decided &&
+      !(d.kind === 'reject' && (d.reason === 'idempotency_key_reused' || d.reason === 'deadline_passed'))
+    ) {
+      s.putIdem.run(idemKey, version, partition, requestFingerprint(write), clock);
+    }
+    // Remember the write id with the version whose outcome this write got (the original, for an idempotent
+    // retry), so a second copy of this record answers the same. A copy itself is not remembered again.
+    const copy = widRow !== undefined && remembers(widRow.at, clock, this.windows.widMs);
+    if (write !== undefined && !(d.kind === 'duplicate' && copy)) {
+      s.putWid.run(partition, write.wid, d.kind === 'duplicate' ? d.of : version, clock);
+    }
+    c.appliedOffset = r.offset + 1;
+    c.applied++;
+  }
+
+  /** Ends a cursor: expiry and retention by the partition clock, then the partition row (offset, digest, clock). */
+  private closeCursor(c: Cursor): void {
+    const s = this.stmt;
+    const { partition, clock } = c;
+    if (c.applied > 0 && clock !== null) {
       // Drop entries that expired by log time. Deterministic: the clock is part of the replicated state.
-      for (const ex of s.expired.all(partition, clock)) digest -= entryHash(toEntry(ex));
+      for (const ex of s.expired.all(partition, clock)) c.digest -= entryHash(toEntry(ex));
       s.purge.run(partition, clock);
       // Forget write ids, idempotency keys and verdicts older than their windows, by log time. Only space:
       // decide ignores such entries anyway, so when this runs (batch boundaries differ between replicas)
       // changes no verdict, and replicas at equal offsets (equal clocks) hold equal rows.
       s.pruneWids.run(partition, clock - this.windows.widMs);
       s.pruneIdem.run(partition, clock - this.windows.idemMs);
+      s.pruneBatches.run(partition, clock - this.retentionMs);
       this.purgeVerdicts(partition, clock - this.retentionMs);
     }
-    if (applied > 0) {
+    if (c.applied > 0 || c.appliedOffset !== c.row.applied_offset) {
       s.setPartition.run(
-        appliedOffset,
-        bigIntToDigest(digest),
-        row.records_applied + applied,
+        c.appliedOffset,
+        bigIntToDigest(c.digest),
+        c.row.records_applied + c.applied,
         clock,
         partition,
       );
     }
-    return { applied, skipped };
   }
 
   /**
