@@ -48,6 +48,11 @@ export const NodeConfigSchema = z.object({
    * failover (the local cluster's is ~3-4 s). After it the client gets 503 (definite) or 504 (unknown).
    */
   writeTimeoutMs: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /**
+   * How long a read-side Kafka request (fetch, ListOffsets, group lag) may go without a byte back before its
+   * connection is given up as stalled (a frozen broker). Raise it for links slower than a few seconds round trip.
+   */
+  kafkaStallMs: z.coerce.number().int().min(500).max(120_000).default(3000),
   /** Most ops one POST /v1/batch may carry. */
   maxBatchOps: z.coerce.number().int().min(1).max(10_000).default(1000),
   /** Default wait bound for session/bounded/strong reads and conditional writes (also rides out a failover). */
@@ -59,7 +64,7 @@ export const NodeConfigSchema = z.object({
   /** Shared JSON-lines events file (the local cluster's data dir); absent → in-memory events only. */
   eventsFile: z.string().optional(),
   /** Heartbeat records on idle partitions, every this many ms; 0 turns them off. */
-  heartbeatMs: z.coerce.number().int().min(0).max(60_000).default(1000),
+  heartbeatMs: z.coerce.number().int().min(0).max(60_000).default(2000),
   /**
    * What a write does when Kafka cannot take it: `strict` answers 503/504; `buffered` keeps it in the node's
    * durable outbox and answers 202. The default for requests without a `Lagoon-Write-Mode` header.
@@ -119,6 +124,7 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     lingerMs: pick('LAGOON_LINGER_MS'),
     writeTimeoutMs: pick('LAGOON_WRITE_TIMEOUT_MS'),
     maxBatchOps: pick('LAGOON_MAX_BATCH_OPS'),
+    kafkaStallMs: pick('LAGOON_KAFKA_STALL_MS'),
     readTimeoutMs: pick('LAGOON_READ_TIMEOUT_MS'),
     heartbeatMs: pick('LAGOON_HEARTBEAT_MS'),
     writeMode: pick('LAGOON_WRITE_MODE'),

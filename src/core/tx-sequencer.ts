@@ -105,7 +105,7 @@ export class TxSequencer<R extends SeqRecord = SeqRecord> {
       // A part that does not list its own partition, or lists one this replica does not have, can never be
       // completed: it is held as a plain record, which the store rejects as invalid.
       const wellPlaced =
-        tag !== undefined && tag.parts.includes(partition) && tag.parts.every((x) => x < this.partitions);
+        tag?.parts.includes(partition) === true && tag.parts.every((x) => x < this.partitions);
       q.push({ record: r, tag: wellPlaced ? tag : undefined });
       this.next[partition] = r.offset + 1;
     }
@@ -214,7 +214,8 @@ export class TxSequencer<R extends SeqRecord = SeqRecord> {
         (p) => !unresolved.has(p) && (edges.get(p) ?? []).every((q) => inside.has(q)),
       );
       if (!closed) continue;
-      const victim = component.map((p) => this.queues[p]![0]!.tag!.tx).reduce((a, b) => (b < a ? b : a));
+      // The smallest batch id (code-unit order, the same on every replica).
+      const victim = component.map((p) => this.queues[p]![0]!.tag!.tx).sort()[0]!;
       this.doomed.add(victim);
       changed = true;
     }

@@ -26,12 +26,6 @@ import { Replica } from '../replica/replica.js';
 import { OffsetWatch } from '../store/offset-watch.js';
 import { ReplicaStore } from '../store/replica-store.js';
 
-/**
- * How long a read-side Kafka connection (consumer fetches, ListOffsets, group lag) may wait with no byte back
- * before it is closed as stalled: a live broker answers a fetch within its max wait (100 ms) and the others at once.
- */
-const READ_STALL_MS = 3000;
-
 import { NodeMetrics } from './metrics.js';
 
 export type NodeState = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -86,7 +80,8 @@ export class LagoonNode {
     this.watch = new OffsetWatch(() => this.store.appliedOffsets());
     for (const [p, o] of this.store.appliedOffsets()) this.freshness.observeApplied(p, o);
     // The replica's consumer, the monitor (strong reads' ListOffsets rounds) and the lag tracker: a connection
-    // to a frozen broker is given up after READ_STALL_MS, as the writer's is (a group's rebalance may wait longer).
+    // to a frozen broker is given up after LAGOON_KAFKA_STALL_MS (3 s) with no byte back, as the writer's is (a
+    // group's rebalance may wait longer). A live broker answers a fetch within its max wait (100 ms), others at once.
     const kafka = kafkaClient(
       {
         brokers: config.kafka.brokers,
@@ -94,7 +89,7 @@ export class LagoonNode {
         ssl: config.kafka.ssl,
         ...(config.kafka.sasl ? { sasl: config.kafka.sasl } : {}),
       },
-      { socketFactory: stallGuardedSockets(READ_STALL_MS, { mayWait: [JOIN_GROUP, SYNC_GROUP] }) },
+      { socketFactory: stallGuardedSockets(config.kafkaStallMs, { mayWait: [JOIN_GROUP, SYNC_GROUP] }) },
     );
     this.groupId = `lagoon-replica-${config.id}`;
     this.monitor = new ClusterMonitor(kafka, {
@@ -108,7 +103,7 @@ export class LagoonNode {
         : {
             highWatermarks: new HighWatermarks({
               ssl: config.kafka.ssl,
-              timeoutMs: READ_STALL_MS,
+              timeoutMs: config.kafkaStallMs,
               clientId: `lagoon-${config.id}`,
             }),
           }),
@@ -173,7 +168,8 @@ export class LagoonNode {
           this.tracker.observeRecord(partition, applied - 1, lastTs);
           this.freshness.observeApplied(partition, applied);
           this.metrics.applied.inc({ partition: String(partition) }, records);
-          this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
+          // Moving past transaction markers alone applies nothing: no replication latency to observe.
+          if (records > 0) this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
         },
         testApplyDelayMs: config.testApplyDelayMs,
         testApplyOffsetsFirst: config.testBreaks.includes('apply-offsets-first'),

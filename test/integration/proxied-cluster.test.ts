@@ -265,11 +265,13 @@ describe.skipIf(!local)('proxied local cluster', () => {
   it('a strict write that lands after its deadline (answered 504) is dropped by the replicas, never applied', async () => {
     const c = cluster!;
     // No heartbeats: with 3 s round trips they would keep the partition's lane busy, and a write queued behind
-    // one never leaves the node by its deadline (a definite 503), so no write would ever land late.
+    // one never leaves the node by its deadline (a definite 503), so no write would ever land late. And a read
+    // side that tolerates 3 s round trips (LAGOON_KAFKA_STALL_MS): by default it gives a connection up after 3 s
+    // without a byte back, as it would a frozen broker, and the replica could never fetch the late record.
     const { nodes, stopAll } = await startNodes(1, {
       brokers: c.bootstrap,
       partitions: 3,
-      env: { LAGOON_HEARTBEAT_MS: '0' },
+      env: { LAGOON_HEARTBEAT_MS: '0', LAGOON_KAFKA_STALL_MS: '20000' },
     });
     const node = nodes[0]!;
     const key = uniqueName('late');
