@@ -22,6 +22,8 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
   // `constructor` members are a value's data (fastify's parser refuses them; JSON.parse keeps them as own
   // properties, touching no prototype).
   app.removeContentTypeParser('application/json');
+  // Values are JSON only: a text/plain body is refused (415), not stored as a string.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
     if (text === '') {
       done(

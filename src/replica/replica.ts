@@ -225,9 +225,10 @@ export class Replica {
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (e) => {
       this.lastError = String(e.payload.error?.message ?? e.payload.error);
-      process.stderr.write(
-        `replica ${this.opts.groupId}: consumer crashed (${this.lastError}); ${e.payload.restart ? 'kafkajs restarts it' : 'restarting it'}\n`,
-      );
+      this.log('consumer_crashed', {
+        error: this.lastError,
+        restart: e.payload.restart ? 'kafkajs restarts it' : 'the replica restarts it',
+      });
       if (!e.payload.restart && this.consumer === consumer) this.scheduleRestart(this.lastError);
     });
     consumer.on(consumer.events.GROUP_JOIN, () => {
@@ -235,6 +236,7 @@ export class Replica {
       // held is fetched again.
       const applied = this.store.appliedOffsets();
       this.sequencer.reset(applied);
+      this.log('group_joined', { resumeFrom: Object.fromEntries(applied) });
       for (const [partition, offset] of applied) {
         consumer.seek({ topic: this.opts.topic, partition, offset: String(offset) });
       }

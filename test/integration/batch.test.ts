@@ -239,7 +239,17 @@ describe('POST /v1/batch', () => {
       headers: { 'content-type': 'application/json' },
     });
     expect(text.status).toBe(400);
-    for (const k of ['x', 'batch/dup', 'batch/mode', 'batch/many/0']) {
+    // JSON only: a text/plain body is 415 (never stored as a string), for a batch and for a single PUT.
+    for (const [method, url] of [
+      ['POST', `${nodes[0].url}/v1/batch`],
+      ['PUT', kvUrl(nodes[0], 'batch/plain')],
+    ] as const) {
+      const plain = await fetch(url, { method, body: 'hello', headers: { 'content-type': 'text/plain' } });
+      expect(plain.status).toBe(415);
+      expect(plain.headers.get('content-type')).toContain('application/problem+json');
+      expect(((await plain.json()) as { code: string }).code).toBe('unsupported_media_type');
+    }
+    for (const k of ['x', 'batch/dup', 'batch/mode', 'batch/many/0', 'batch/plain']) {
       expect((await http('GET', kvUrl(nodes[1], k, 'consistency=strong&timeoutMs=60000'))).status).toBe(404);
     }
   });
