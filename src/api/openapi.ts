@@ -94,7 +94,15 @@ export function openApiDocument(config: NodeConfig): Json {
   const writeResponses = {
     200: {
       ...json(WriteResult, 'Acknowledged by Kafka (acks=all), or applied (conditional)'),
-      headers: { ETag: { schema: { type: 'string' } }, 'Lagoon-Session': { schema: { type: 'string' } } },
+      headers: {
+        ETag: { schema: { type: 'string' } },
+        'Lagoon-Session': { schema: { type: 'string' } },
+        'Idempotent-Replayed': {
+          schema: { type: 'string', enum: ['true'] },
+          description:
+            'present when the answer is the outcome of an earlier request with the same Idempotency-Key',
+        },
+      },
     },
     202: {
       description:
@@ -207,10 +215,21 @@ export function openApiDocument(config: NodeConfig): Json {
           ],
           requestBody: { required: true, content: { 'application/json': { schema: schema(BatchBody) } } },
           responses: {
-            200: json(BatchResult, 'Applied: every op, on every replica, at once'),
+            200: {
+              ...json(BatchResult, 'Applied: every op, on every replica, at once'),
+              headers: {
+                'Lagoon-Session': {
+                  schema: { type: 'string' },
+                  description: "merged with every part's position",
+                },
+              },
+            },
             202: {
               ...json(BatchResult, 'Committed; the verdict is not in yet (GET /v1/batches/{id})'),
-              headers: { Location: { schema: { type: 'string' } } },
+              headers: {
+                Location: { schema: { type: 'string' } },
+                'Lagoon-Session': { schema: { type: 'string' } },
+              },
             },
             400: problem(
               'invalid_batch (shape), batch_too_large (more than LAGOON_MAX_BATCH_OPS ops), batch_duplicate_key, invalid_key, invalid_if_match, conflicting_conditions, invalid_write_mode (only strict), invalid_json / invalid_value / unsafe_integer',

@@ -208,8 +208,7 @@ export const ROUTES = {
     query: WRITE_QUERY,
     headers: WRITE_HEADERS,
     responses: { 200: ['WriteResult'], 202: ['PendingWrite', 'BufferedWrite'] },
-    responseHeaders: ['ETag', 'Lagoon-Session'],
-    undocumentedResponseHeaders: ['Idempotent-Replayed'],
+    responseHeaders: ['ETag', 'Lagoon-Session', 'Idempotent-Replayed'],
   },
   delete: {
     method: 'DELETE',
@@ -217,8 +216,7 @@ export const ROUTES = {
     query: WRITE_QUERY.filter((k) => k !== 'ttl'),
     headers: WRITE_HEADERS,
     responses: { 200: ['WriteResult'], 202: ['PendingWrite', 'BufferedWrite'] },
-    responseHeaders: ['ETag', 'Lagoon-Session'],
-    undocumentedResponseHeaders: ['Idempotent-Replayed'],
+    responseHeaders: ['ETag', 'Lagoon-Session', 'Idempotent-Replayed'],
   },
   writeOutcome: {
     method: 'GET',
@@ -234,8 +232,7 @@ export const ROUTES = {
     query: BATCH_QUERY,
     headers: ['Lagoon-Session'],
     responses: { 200: ['BatchResult'], 202: ['BatchResult'] },
-    responseHeaders: [],
-    undocumentedResponseHeaders: ['Lagoon-Session'],
+    responseHeaders: ['Lagoon-Session'],
   },
   batchOutcome: {
     method: 'GET',
