@@ -1,6 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { LagoonError } from '../errors.js';
-import type { GateRefusal } from './writer.js';
+import { withTimeout } from './kafka-wire.js';
+import { describeKafkaError, type GateRefusal } from './writer.js';
 
 /** One part record of a batch, ready to produce. */
 export interface PartRecord {
@@ -124,7 +125,13 @@ export class BatchWriter {
     })().finally(() => {
       this.connecting = undefined;
     });
-    return withDeadline(this.connecting, deadline, () => definite('could not reach Kafka in time'));
+    // A timeout here is a plain Error, which transact turns into a definite failure.
+    return withTimeout(
+      this.connecting,
+      Math.max(0, deadline - Date.now()),
+      'connecting the batch producer',
+      () => {},
+    );
   }
 
   /** Drops the producer after any failure: the next batch initialises a fresh one (fencing and aborting). */
@@ -140,7 +147,7 @@ export class BatchWriter {
     try {
       producer = await this.connected(deadline);
     } catch (e) {
-      throw e instanceof LagoonError ? e : definite(describe(e));
+      throw e instanceof LagoonError ? e : definite(describeKafkaError(e));
     }
     let committing = false;
     const attempt = (async () => {
@@ -177,15 +184,18 @@ export class BatchWriter {
       () => this.reset(),
     );
     try {
-      return await withDeadline(attempt, deadline + 2000, () =>
-        committing
-          ? unknown('its commit was not acknowledged in time')
-          : definite('Kafka did not take it in time'),
+      // The attempt stops itself at the deadline unless it is committing; past it plus a margin, the caller is
+      // answered by what the attempt was doing (below): unknown while committing, else definite.
+      return await withTimeout(
+        attempt,
+        Math.max(0, deadline + 2000 - Date.now()),
+        'the batch transaction',
+        () => {},
       );
     } catch (e) {
       // The next batch starts on a fresh producer (see settling): it fences this one and aborts what is open.
       if (e instanceof LagoonError) throw e;
-      throw committing ? unknown(describe(e)) : definite(describe(e));
+      throw committing ? unknown(describeKafkaError(e)) : definite(describeKafkaError(e));
     }
   }
 }
@@ -208,25 +218,4 @@ function unknown(why: string): LagoonError {
     `The batch may or may not have been applied: ${why}. GET /v1/batches/{id} tells once it is decided.`,
     { status: 504, retryable: true },
   );
-}
-
-function describe(e: unknown): string {
-  const err = e as { message?: string; originalError?: { message?: string } };
-  return err.originalError?.message ?? err.message ?? String(e);
-}
-
-function withDeadline<T>(p: Promise<T>, deadline: number, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

@@ -414,7 +414,8 @@ function unknownOutcome(why: string): LagoonError {
   );
 }
 
-function describeKafkaError(e: unknown): string {
+/** The most specific message a kafkajs error carries. */
+export function describeKafkaError(e: unknown): string {
   const err = e as { message?: string; originalError?: { message?: string }; type?: string };
   return err.originalError?.message ?? err.message ?? String(e);
 }

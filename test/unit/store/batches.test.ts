@@ -68,6 +68,23 @@ function replay(store: ReplicaStore, log: Log, chunk: number, order: number[]): 
   }
 }
 
+/** Batches T1 and T2, both setting a key on partition 0 and one on 1, landed T2 first on 0 and T1 first on 1. */
+function crossingBatches(): { log: Log; a: string; b: string } {
+  const log = new Log();
+  const [a, b] = [keyOn(0), keyOn(1)];
+  const ops = (v: string): BatchOpInput[] => [
+    { op: 'put', key: a, value: v },
+    { op: 'put', key: b, value: v },
+  ];
+  const t2 = batchParts('T2', ops('two'), P);
+  const t1 = batchParts('T1', ops('one'), P);
+  log.append(0, t2[0]!.key, encodePart(t2[0]!));
+  log.append(1, t1[1]!.key, encodePart(t1[1]!));
+  log.append(0, t1[0]!.key, encodePart(t1[0]!));
+  log.append(1, t2[1]!.key, encodePart(t2[1]!));
+  return { log, a, b };
+}
+
 const value = (s: ReplicaStore, k: string) => {
   const e = s.get(k);
   return e === undefined ? undefined : JSON.parse(e.value);
@@ -144,19 +161,7 @@ describe('atomic batches in the store', () => {
   });
 
   it('two batches in a wait-for cycle: both replicas reject the same one and converge', () => {
-    const log = new Log();
-    const [a, b] = [keyOn(0), keyOn(1)];
-    // T2 lands first on partition 0, T1 first on partition 1.
-    const ops = (v: string): BatchOpInput[] => [
-      { op: 'put', key: a, value: v },
-      { op: 'put', key: b, value: v },
-    ];
-    const t2 = batchParts('T2', ops('two'), P);
-    const t1 = batchParts('T1', ops('one'), P);
-    log.append(0, t2[0]!.key, encodePart(t2[0]!));
-    log.append(1, t1[1]!.key, encodePart(t1[1]!));
-    log.append(0, t1[0]!.key, encodePart(t1[0]!));
-    log.append(1, t2[1]!.key, encodePart(t2[1]!));
+    const { log, a, b } = crossingBatches();
     log.put(keyOn(0, 1), 'after');
     replay(stores[0]!, log, 1, [0, 1, 2]);
     replay(stores[1]!, log, 2, [1, 0, 2]);
@@ -173,18 +178,7 @@ describe('atomic batches in the store', () => {
   });
 
   it('a replica restarted between the rejected parts of a conflict batch rejects the rest too', () => {
-    const log = new Log();
-    const [a, b] = [keyOn(0), keyOn(1)];
-    const ops = (v: string): BatchOpInput[] => [
-      { op: 'put', key: a, value: v },
-      { op: 'put', key: b, value: v },
-    ];
-    const t2 = batchParts('T2', ops('two'), P);
-    const t1 = batchParts('T1', ops('one'), P);
-    log.append(0, t2[0]!.key, encodePart(t2[0]!));
-    log.append(1, t1[1]!.key, encodePart(t1[1]!));
-    log.append(0, t1[0]!.key, encodePart(t1[0]!));
-    log.append(1, t2[1]!.key, encodePart(t2[1]!));
+    const { log } = crossingBatches();
     // Replica 0 sees the whole log once; replica 1 stops after T1's first rejected part and restarts.
     replay(stores[0]!, log, 10, [0, 1, 2]);
     const s1 = stores[1]!;
