@@ -98,35 +98,55 @@ export interface LagHistoryResponse extends HistoryColumns {
 const STATUS_CODES: readonly LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND'];
 const ACTIVE_BIT = 0x80;
 
-/** A fixed set of slots for keys (replica names, broker ids); a slot is reused once its key has left the ring. */
+/**
+ * A fixed set of slots for keys (replica names, broker ids). A slot is reused once its key has left the
+ * ring; when none is free, an active key may take the slot of the key that has been inactive longest
+ * (the caller clears that slot's column), so dead replicas never crowd out live ones.
+ */
 class Slots<K> {
   readonly keys: Array<K | undefined>;
   private readonly lastSeen: Float64Array;
+  private readonly lastActive: Float64Array;
 
   constructor(size: number) {
     this.keys = new Array<K | undefined>(size).fill(undefined);
     this.lastSeen = new Float64Array(size);
+    this.lastActive = new Float64Array(size);
   }
 
   get bytes(): number {
-    return this.lastSeen.byteLength + this.keys.length * 8;
+    return this.lastSeen.byteLength + this.lastActive.byteLength + this.keys.length * 8;
   }
 
-  /** The key's slot, or a free one, or one whose key no sample at or after `oldest` uses; -1 if none. */
-  slot(key: K, t: number, oldest: number): number {
+  /**
+   * The key's slot, or a free one, or one whose key no sample at or after `oldest` uses, or (for an
+   * active key) the slot of the key inactive longest and not active at `t`; -1 if none. `evicted` says
+   * the slot's earlier samples belong to another key.
+   */
+  slot(key: K, t: number, oldest: number, active = true): { slot: number; evicted: boolean } {
     let free = -1;
+    let victim = -1;
     for (let i = 0; i < this.keys.length; i++) {
       if (this.keys[i] === key) {
         this.lastSeen[i] = t;
-        return i;
+        if (active) this.lastActive[i] = t;
+        return { slot: i, evicted: false };
       }
       if (free < 0 && (this.keys[i] === undefined || this.lastSeen[i]! < oldest)) free = i;
+      if (this.lastActive[i]! < t && (victim < 0 || this.lastActive[i]! < this.lastActive[victim]!))
+        victim = i;
+    }
+    let evicted = false;
+    if (free < 0 && active && victim >= 0) {
+      free = victim;
+      evicted = true;
     }
     if (free >= 0) {
       this.keys[free] = key;
       this.lastSeen[free] = t;
+      this.lastActive[free] = active ? t : 0;
     }
-    return free;
+    return { slot: free, evicted };
   }
 }
 
@@ -230,12 +250,16 @@ export class HistoryRing {
     this.brokersKnown[i] = this.brokerMask(s.brokersKnown, s.t, oldest);
     const base = i * this.slots;
     this.status.fill(0, base, base + this.slots);
-    for (const [name, r] of Object.entries(s.replicas)) {
-      const slot = this.replicaSlots.slot(name, s.t, oldest);
+    // Active replicas claim slots first, so inactive ones (groups of removed nodes) are the ones dropped.
+    const entries = Object.entries(s.replicas).sort(([, x], [, y]) => Number(y.active) - Number(x.active));
+    for (const [name, r] of entries) {
+      const { slot, evicted } = this.replicaSlots.slot(name, s.t, oldest, r.active);
       if (slot < 0) {
         this.droppedReplicas++;
         continue;
       }
+      if (evicted)
+        for (let row = 0; row < this.capacity; row++) if (row !== i) this.status[row * this.slots + slot] = 0;
       const j = base + slot;
       this.lagRecords[j] = r.lagRecords;
       this.applied[j] = r.applied;
@@ -348,7 +372,7 @@ export class HistoryRing {
   private brokerMask(ids: number[], t: number, oldest: number): number {
     let mask = 0;
     for (const id of ids) {
-      const slot = this.brokerSlots.slot(id, t, oldest);
+      const { slot } = this.brokerSlots.slot(id, t, oldest, false);
       if (slot >= 0) mask |= 1 << slot;
     }
     return mask >>> 0;

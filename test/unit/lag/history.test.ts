@@ -150,13 +150,40 @@ describe('HistoryRing', () => {
     expect(Object.keys(ring.columns().replicas).sort()).toEqual(['a', 'b', 'n18', 'n19']);
   });
 
-  it('drops replicas beyond its slots and counts them', () => {
+  it('drops inactive replicas beyond its slots and counts them', () => {
     const ring = new HistoryRing(4, 2);
     const s = sample(1);
-    s.replicas.c = { lagRecords: 1, lagSeconds: 0, applied: 0, status: 'OK', active: true };
+    s.replicas.c = { lagRecords: 1, lagSeconds: 0, applied: 0, status: 'OK', active: false };
     ring.push(s);
     expect(ring.droppedReplicas).toBe(1);
     expect(Object.keys(ring.samples()[0]!.replicas).sort()).toEqual(['a', 'b']);
+  });
+
+  it('gives a live replica the slot of the one inactive longest, and forgets that one’s samples', () => {
+    // Slots full of groups of removed nodes (inactive), as on a long-lived shared cluster: a new
+    // node's replica must still be charted, and the evicted one's old rows must not be charted as it.
+    const ring = new HistoryRing(10, 2);
+    const dead = (i: number) => ({
+      lagRecords: i,
+      lagSeconds: 0,
+      applied: 0,
+      status: 'STOP' as const,
+      active: false,
+    });
+    ring.push(sample(1, { replicas: { old1: dead(1), old2: dead(1) } }));
+    ring.push(sample(2, { replicas: { old1: { ...dead(2), active: true }, old2: dead(2) } }));
+    const live = { lagRecords: 7, lagSeconds: 0, applied: 3, status: 'OK' as const, active: true };
+    ring.push(sample(3, { replicas: { old1: dead(3), old2: dead(3), fresh: live } }));
+    expect(ring.droppedReplicas).toBe(1);
+    const c = ring.columns();
+    // old2 (never active) lost its slot to `fresh`; old1 (active at t2) kept its slot.
+    expect(Object.keys(c.replicas).sort()).toEqual(['fresh', 'old1']);
+    expect(c.replicas.fresh!.lagRecords).toEqual([null, null, 7]);
+    expect(c.replicas.old1!.lagRecords).toEqual([1, 2, 3]);
+    // Live replicas are never evicted for one another: a second newcomer with only live slots is dropped.
+    ring.push(sample(4, { replicas: { old1: { ...dead(4), active: true }, fresh: live, other: live } }));
+    expect(ring.droppedReplicas).toBe(2);
+    expect(Object.keys(ring.samples().at(-1)!.replicas).sort()).toEqual(['fresh', 'old1']);
   });
 
   it('serves columns with nulls where a replica was absent', () => {
