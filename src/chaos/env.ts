@@ -22,6 +22,10 @@ export interface ChaosNode {
   id: string;
   url: string;
   logFile?: string;
+  /** The node's SQLite file (own nodes only). */
+  db?: string;
+  /** The node's OS process id while it runs (own nodes only). */
+  pid?(): number | undefined;
   /** SIGKILL the node process (own nodes only). */
   kill(): Promise<void>;
   /** Start it again with the same id, port and SQLite file; resolves once /readyz answers. */
@@ -73,16 +77,22 @@ export async function startOwnEnv(opts: {
   proxied: boolean;
   progress: (line: string) => void;
   partitions?: number;
+  /** Brokers (default 3; the topic's replication factor is min(3, brokers), min ISR min(2, brokers)). */
+  brokers?: number;
+  /** Lagoon nodes (default 3). */
+  nodes?: number;
   /** Extra environment of node i (0-based), e.g. a test-only break (src/testing/breaks.ts). */
   nodeEnv?: (index: number) => Record<string, string>;
 }): Promise<ChaosEnv> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-chaos-'));
   const partitions = opts.partitions ?? DEFAULTS.partitions;
   const topic = DEFAULTS.topic;
+  const brokers = opts.brokers ?? 3;
+  const nodeCount = opts.nodes ?? 3;
   const cluster = LocalCluster.open({
     dataDir,
-    brokers: 3,
-    basePort: await findFreeBasePort(3),
+    brokers,
+    basePort: await findFreeBasePort(brokers),
     progress: opts.progress,
     proxied: opts.proxied,
   });
@@ -99,7 +109,7 @@ export async function startOwnEnv(opts: {
     return closing;
   };
   try {
-    opts.progress(`Starting a 3-broker Kafka cluster in ${dataDir}…`);
+    opts.progress(`Starting a ${brokers}-broker Kafka cluster in ${dataDir}…`);
     let settled = false;
     const starting = cluster.start({ owner: process.pid }).finally(() => {
       settled = true;
@@ -119,12 +129,17 @@ export async function startOwnEnv(opts: {
     const admin = kafkaClient({ brokers: bootstrap, clientId: 'lagoon-chaos' }).admin();
     await admin.connect();
     try {
-      await ensureTopic(admin, { topic, partitions, replicationFactor: 3, minInsyncReplicas: 2 });
+      await ensureTopic(admin, {
+        topic,
+        partitions,
+        replicationFactor: Math.min(3, brokers),
+        minInsyncReplicas: Math.min(2, brokers),
+      });
     } finally {
       await admin.disconnect().catch(() => {});
     }
     const ports: number[] = [];
-    while (ports.length < 3) {
+    while (ports.length < nodeCount) {
       const p = await freePort();
       if (!ports.includes(p)) ports.push(p);
     }
@@ -161,6 +176,11 @@ export async function startOwnEnv(opts: {
         id,
         url: urls[i]!,
         logFile,
+        db: path.join(dir, 'lagoon.db'),
+        pid: () => {
+          const c = children.get(id);
+          return c && !exited(c) ? c.pid : undefined;
+        },
         kill: async () => {
           const c = children.get(id);
           if (c) await stopChild(c, 'SIGKILL', 0);
@@ -173,7 +193,7 @@ export async function startOwnEnv(opts: {
         },
       };
     });
-    opts.progress('Waiting for 3 Lagoon nodes to be ready…');
+    opts.progress(`Waiting for ${nodeCount} Lagoon nodes to be ready…`);
     await Promise.all(
       nodes.map((n, i) =>
         waitNodeReady(n.url, 120_000, () => {

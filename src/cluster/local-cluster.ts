@@ -249,6 +249,26 @@ export class LocalCluster {
     return runJava(['-cp', jars.toolsClasspath, mainClass, ...args], timeoutMs);
   }
 
+  /**
+   * Like {@link tool}, and also the CPU time (user + system, ms) the tool's JVM used, read from bash's
+   * `times` after the JVM exited — exact, without sampling (for the bench's CPU-per-record anchor).
+   */
+  async toolTimed(
+    mainClass: string,
+    args: string[],
+    timeoutMs = 60_000,
+  ): Promise<{ out: string; cpuMs: number }> {
+    const jars = await this.ensureJars();
+    const script = '"$0" "$@"; code=$?; times >&2; exit $code';
+    const out = await runCommand(
+      'bash',
+      ['-c', script, javaBin(), '-cp', jars.toolsClasspath, mainClass, ...args],
+      timeoutMs,
+      true,
+    );
+    return out;
+  }
+
   /** The active KRaft controller's id, from Kafka's MetadataQuorumCommand (undefined if no quorum). */
   async activeController(): Promise<number | undefined> {
     const live = this.layout.brokers.filter((b) => this.status().find((s) => s.id === b.id)?.state === 'up');
@@ -468,8 +488,25 @@ function javaBin(): string {
 }
 
 function runJava(args: string[], timeoutMs: number): Promise<string> {
+  return runCommand(javaBin(), args, timeoutMs, false).then((r) => r.out);
+}
+
+/** Children's CPU ms from the last line of bash's `times` ("0m1.234s 0m0.120s"). */
+function childrenCpuMs(stderr: string): number {
+  const lines = stderr.trim().split('\n');
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(lines[lines.length - 1] ?? '');
+  if (!m) return Number.NaN;
+  return Math.round((Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000);
+}
+
+function runCommand(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  timed: boolean,
+): Promise<{ out: string; cpuMs: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(javaBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -487,7 +524,7 @@ function runJava(args: string[], timeoutMs: number): Promise<string> {
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      if (code === 0) resolve(out);
+      if (code === 0) resolve({ out, cpuMs: timed ? childrenCpuMs(err) : Number.NaN });
       else
         reject(
           new LagoonError('java_failed', `java ${args.slice(-4).join(' ')} exited ${code}: ${err || out}`),
