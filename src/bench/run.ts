@@ -232,10 +232,7 @@ async function measureConfig(
     brokers: shape.brokers,
     nodes: shape.nodes,
     progress: step,
-    nodeEnv: () =>
-      profileDir
-        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` }
-        : ({} as Record<string, string>),
+    nodeExecArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
   });
   const rf = Math.min(3, shape.brokers);
   const figures: Record<string, Figure> = {};

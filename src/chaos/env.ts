@@ -83,6 +83,8 @@ export async function startOwnEnv(opts: {
   nodes?: number;
   /** Extra environment of node i (0-based), e.g. a test-only break (src/testing/breaks.ts). */
   nodeEnv?: (index: number) => Record<string, string>;
+  /** Node.js flags of every node process (e.g. the bench's --cpu-prof). */
+  nodeExecArgv?: string[];
 }): Promise<ChaosEnv> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-chaos-'));
   const partitions = opts.partitions ?? DEFAULTS.partitions;
@@ -161,7 +163,7 @@ export async function startOwnEnv(opts: {
             peers: urls.filter((_, j) => j !== i),
             eventsFile: path.join(dataDir, EVENTS_FILE),
           },
-          { logFile, env: opts.nodeEnv?.(i) ?? {} },
+          { logFile, env: opts.nodeEnv?.(i) ?? {}, execArgv: opts.nodeExecArgv ?? [] },
         );
         children.set(id, child);
         return child;

@@ -44,12 +44,12 @@ export function nodeProcessArgs(spec: NodeProcessSpec): string[] {
  */
 export function spawnNode(
   spec: NodeProcessSpec,
-  opts: { logFile: string; env?: Record<string, string> },
+  opts: { logFile: string; env?: Record<string, string>; execArgv?: string[] },
 ): ChildProcess {
   fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
   const out = fs.openSync(opts.logFile, 'a');
   try {
-    return spawn(process.execPath, nodeProcessArgs(spec), {
+    return spawn(process.execPath, [...(opts.execArgv ?? []), ...nodeProcessArgs(spec)], {
       stdio: ['ignore', out, out],
       env: { ...process.env, LAGOON_OWNER_PID: String(process.pid), ...(opts.env ?? {}) },
     });
