@@ -128,9 +128,9 @@ export async function waitCaughtUp(env: ChaosEnv, timeoutMs = 300_000): Promise<
       try {
         const r = await fetch(`${n.url}/v1/status`, { signal: AbortSignal.timeout(5000) });
         const body = (await r.json()) as {
-          replica: { partitions: Array<{ appliedOffset: number; endOffset: number }> };
+          partitions: Array<{ appliedOffset: number; endOffset: number }>;
         };
-        for (const p of body.replica.partitions) behind += Math.max(0, p.endOffset - p.appliedOffset);
+        for (const p of body.partitions) behind += Math.max(0, p.endOffset - p.appliedOffset);
       } catch {
         behind += 1;
       }
@@ -411,9 +411,9 @@ export async function drainWindow(
     for (;;) {
       const r = await fetch(`http://127.0.0.1:${port}/v1/status`, { signal: AbortSignal.timeout(5000) });
       const body = (await r.json()) as {
-        replica: { partitions: Array<{ appliedOffset: number; endOffset: number }> };
+        partitions: Array<{ appliedOffset: number; endOffset: number }>;
       };
-      const parts = body.replica.partitions;
+      const parts = body.partitions;
       const applied = parts.reduce((a, p) => a + p.appliedOffset, 0);
       if (applied > 0 && firstAt === undefined) firstAt = performance.now();
       if (child.pid) peak = Math.max(peak ?? 0, peakRssMiB(child.pid) ?? 0);

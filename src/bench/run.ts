@@ -490,8 +490,8 @@ async function producedEqualsApplied(
   const applied: Record<string, number> = {};
   for (const n of env.nodes) {
     const r = await fetch(`${n.url}/v1/status`);
-    const body = (await r.json()) as { replica: { partitions: Array<{ appliedOffset: number }> } };
-    applied[n.id] = body.replica.partitions.reduce((a, p) => a + p.appliedOffset, 0);
+    const body = (await r.json()) as { partitions: Array<{ appliedOffset: number }> };
+    applied[n.id] = body.partitions.reduce((a, p) => a + p.appliedOffset, 0);
   }
   // Heartbeats may land between the two reads: equal means no replica is short of what was produced then.
   return { produced, applied, equal: Object.values(applied).every((a) => a >= produced) };
