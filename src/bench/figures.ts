@@ -122,6 +122,7 @@ export async function restPutWindow(
 /** Waits until every node's replica has applied everything in the log (no window starts with a backlog). */
 export async function waitCaughtUp(env: ChaosEnv, timeoutMs = 300_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: string | undefined;
   for (;;) {
     let behind = 0;
     for (const n of env.nodes) {
@@ -131,13 +132,17 @@ export async function waitCaughtUp(env: ChaosEnv, timeoutMs = 300_000): Promise<
           partitions: Array<{ appliedOffset: number; endOffset: number }>;
         };
         for (const p of body.partitions) behind += Math.max(0, p.endOffset - p.appliedOffset);
-      } catch {
+      } catch (e) {
         behind += 1;
+        lastError = `${n.id}: ${(e as Error).message}`;
       }
     }
     if (behind === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(`replicas still ${behind} records behind after ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `replicas still ${behind} records behind after ${timeoutMs} ms (${lastError ?? 'no error'})`,
+      );
+    }
     await sleep(500);
   }
 }

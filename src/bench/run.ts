@@ -37,7 +37,9 @@ export interface BenchPlan {
   windowS: number;
   /** Rounds of ours per figure; the anchor runs pairs + 1 times around them (A/B/A…). */
   pairs: number;
+  /** Closed-loop connections of the write figures (both sides), and of the read figures. */
   connections: number;
+  readConnections: number;
   keys: number;
   backlog: number;
   idleS: number;
@@ -47,7 +49,8 @@ export interface BenchPlan {
 export const QUICK: BenchPlan = {
   windowS: 6,
   pairs: 1,
-  connections: 64,
+  connections: 256,
+  readConnections: 64,
   keys: 20_000,
   backlog: 200_000,
   idleS: 15,
@@ -56,7 +59,8 @@ export const QUICK: BenchPlan = {
 export const FULL: BenchPlan = {
   windowS: 15,
   pairs: 2,
-  connections: 64,
+  connections: 256,
+  readConnections: 64,
   keys: 50_000,
   backlog: 1_000_000,
   idleS: 30,
@@ -353,15 +357,22 @@ async function measureConfig(
     extra.e2e_windows = e2eExtra;
     await waitCaughtUp(env);
 
+    // Reads hit keys that exist: the first READ_KEYS keys are written once more, through the API.
+    await openLoop(env.nodes[0]!.url, putSpec(READ_KEYS), { ratePerSec: 200, durationS: READ_KEYS / 200 });
+    await waitCaughtUp(env);
     step(`read_eventual_throughput: fastify no-op GET vs REST GET eventual on ${reader.id}`);
     const rt = await alternate(
       plan.pairs,
       async () =>
-        (await closedLoop(noop.url, getSpec(plan.keys), { connections: plan.connections, durationS: w }))
+        (await closedLoop(noop.url, getSpec(READ_KEYS), { connections: plan.readConnections, durationS: w }))
           .requestsPerSec,
       async () =>
-        (await closedLoop(reader.url, getSpec(plan.keys), { connections: plan.connections, durationS: w }))
-          .requestsPerSec,
+        (
+          await closedLoop(reader.url, getSpec(READ_KEYS), {
+            connections: plan.readConnections,
+            durationS: w,
+          })
+        ).requestsPerSec,
     );
     figures.read_eventual_throughput = figure(spec('read_eventual_throughput'), rt);
 
@@ -381,7 +392,7 @@ async function measureConfig(
       ['session', '?consistency=session', { 'lagoon-session': sessionToken }],
       ['strong', '?consistency=strong', undefined],
     ] as const) {
-      const r = await openLoop(reader.url, getSpec(plan.keys, q, headers), {
+      const r = await openLoop(reader.url, getSpec(READ_KEYS, q, headers), {
         ratePerSec: readRate,
         durationS: w,
       });
@@ -472,6 +483,9 @@ async function measureConfig(
     }
   }
 }
+
+/** Keys the read figures read (all written before they start). */
+const READ_KEYS = 1000;
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 

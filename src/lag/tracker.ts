@@ -58,7 +58,7 @@ export class LagTracker {
   private latest: LagReport;
 
   constructor(opts: LagTrackerOptions) {
-    this.o = { intervalMs: 500, ...opts };
+    this.o = { intervalMs: 1000, ...opts };
     for (let p = 0; p < opts.partitions; p++) this.timelines.push(new OffsetTimeline());
     this.latest = this.build(Date.now(), opts.store.appliedOffsets());
   }
@@ -114,7 +114,8 @@ export class LagTracker {
       } catch {
         // keep the last view
       }
-      if (this.o.controller && this.ticks % 2 === 0) {
+      // The active controller moves rarely, and each lookup is a connection to every broker: every 10th tick.
+      if (this.o.controller && this.ticks % 10 === 1) {
         this.controller = (await this.o.controller().catch(() => undefined)) ?? null;
       }
     } else {

@@ -81,7 +81,7 @@ export class LagoonNode {
     for (const [p, o] of this.store.appliedOffsets()) this.freshness.observeApplied(p, o);
     // The replica's consumer, the monitor (strong reads' ListOffsets rounds) and the lag tracker: a connection
     // to a frozen broker is given up after LAGOON_KAFKA_STALL_MS (3 s) with no byte back, as the writer's is (a
-    // group's rebalance may wait longer). A live broker answers a fetch within its max wait (100 ms), others at once.
+    // group's rebalance may wait longer). A live broker answers a fetch within its max wait (500 ms), others at once.
     const kafka = kafkaClient(
       {
         brokers: config.kafka.brokers,
