@@ -34,6 +34,11 @@ import { alternate, FIGURES, type Figure, figure, markdownTable } from './report
 
 /** How long and how often: `--quick` (under 10 minutes) or the full run (with the light configuration too). */
 export interface BenchPlan {
+  /**
+   * Load before the first window: fresh broker JVMs spend their first minutes compiling (JIT), which made
+   * early windows 2x slower than later ones in the same run.
+   */
+  warmupS: number;
   windowS: number;
   /** Rounds of ours per figure; the anchor runs pairs + 1 times around them (A/B/A…). */
   pairs: number;
@@ -47,6 +52,7 @@ export interface BenchPlan {
 }
 
 export const QUICK: BenchPlan = {
+  warmupS: 40,
   windowS: 6,
   pairs: 1,
   connections: 256,
@@ -57,6 +63,7 @@ export const QUICK: BenchPlan = {
   e2eRecords: 1000,
 };
 export const FULL: BenchPlan = {
+  warmupS: 90,
   windowS: 15,
   pairs: 2,
   connections: 256,
@@ -124,7 +131,13 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
   const lightResult = light
     ? await measureConfig(
         { brokers: 1, nodes: 1 },
-        { ...plan, windowS: Math.max(5, Math.round(plan.windowS * 0.66)), pairs: 1, backlog: 200_000 },
+        {
+          ...plan,
+          windowS: Math.max(5, Math.round(plan.windowS * 0.66)),
+          pairs: 1,
+          backlog: 200_000,
+          warmupS: 40,
+        },
         io,
         undefined,
       )
@@ -252,8 +265,13 @@ async function measureConfig(
     await createTopic(env, 'bench.writer', env.partitions);
     await createTopic(env, 'bench.e2e', 1);
 
-    step('warm-up (REST PUT and GET, no-op server)');
-    await closedLoop(env.nodes[0]!.url, putSpec(plan.keys), { connections: plan.connections, durationS: 5 });
+    step(
+      `warm-up: ${plan.warmupS} s of REST PUTs (the broker JVMs compile their hot paths), the no-op server`,
+    );
+    await closedLoop(env.nodes[0]!.url, putSpec(plan.keys), {
+      connections: plan.connections,
+      durationS: plan.warmupS,
+    });
     await closedLoop(noop.url, putSpec(plan.keys), { connections: plan.connections, durationS: 2 });
     await waitCaughtUp(env);
 
