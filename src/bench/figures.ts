@@ -404,7 +404,13 @@ export async function drainWindow(
   const t0 = performance.now();
   const child = spawnNode(
     { id: 'bench-rebuild', port, brokers: env.bootstrap, db, topic: opts.topic, partitions: opts.partitions },
-    { logFile: path.join(dir, 'node.log') },
+    {
+      logFile: path.join(dir, 'node.log'),
+      env: {
+        LAGOON_REPLICATION_FACTOR: String(Math.min(3, env.cluster.layout.brokers.length)),
+        LAGOON_MIN_INSYNC_REPLICAS: String(Math.min(2, env.cluster.layout.brokers.length)),
+      },
+    },
   );
   const { peakRssMiB } = await import('./proc.js');
   let peak: number | undefined;

@@ -163,7 +163,20 @@ export async function startOwnEnv(opts: {
             peers: urls.filter((_, j) => j !== i),
             eventsFile: path.join(dataDir, EVENTS_FILE),
           },
-          { logFile, env: opts.nodeEnv?.(i) ?? {}, execArgv: opts.nodeExecArgv ?? [] },
+          {
+            logFile,
+            env: {
+              // Fewer than 3 brokers: the node must expect the topic it was given (as `lagoon up --brokers 1` does).
+              ...(brokers < 3
+                ? {
+                    LAGOON_REPLICATION_FACTOR: String(Math.min(3, brokers)),
+                    LAGOON_MIN_INSYNC_REPLICAS: String(Math.min(2, brokers)),
+                  }
+                : {}),
+              ...(opts.nodeEnv?.(i) ?? {}),
+            },
+            execArgv: opts.nodeExecArgv ?? [],
+          },
         );
         children.set(id, child);
         return child;
