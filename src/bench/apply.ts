@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { encodeKey, encodeRecord } from '../core/record.js';
 import { type LogRecord, ReplicaStore } from '../store/replica-store.js';
+import { median } from './report.js';
 
 /** One apply-rate figure: Lagoon's replica store against raw better-sqlite3 on the same machine, same run. */
 export interface ApplyRate {
@@ -50,10 +51,10 @@ function runOurs(dir: string, records: LogRecord[], batch: number): number {
 }
 
 /**
- * The anchor: the least a replica must do — parse each record and upsert the row into the same kv table,
+ * The apply anchor (also the bench's apply_rate anchor): the least a replica must do — parse each record and upsert the row into the same kv table,
  * one transaction per batch, same journal and sync mode (WAL, synchronous=FULL).
  */
-function runAnchor(dir: string, records: LogRecord[], batch: number): number {
+export function rawUpsertSeconds(dir: string, records: readonly LogRecord[], batch: number): number {
   const db = new Database(path.join(dir, `raw-${Math.random()}.db`));
   try {
     db.pragma('journal_mode = WAL');
@@ -79,11 +80,6 @@ function runAnchor(dir: string, records: LogRecord[], batch: number): number {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 /** Measures apply rate A/B/A (ours, anchor, ours, anchor, ours) after a warm-up round of each; medians. */
 export function measureApplyRate(opts: { records?: number; batch?: number; keys?: number } = {}): ApplyRate {
   const n = opts.records ?? 200_000;
@@ -93,16 +89,16 @@ export function measureApplyRate(opts: { records?: number; batch?: number; keys?
   try {
     const warm = records.slice(0, Math.min(n, 20_000));
     runOurs(dir, warm, batch);
-    runAnchor(dir, warm, batch);
+    rawUpsertSeconds(dir, warm, batch);
     const ours: number[] = [];
     const anchor: number[] = [];
     for (let round = 0; round < 3; round++) {
       ours.push(Math.round(n / runOurs(dir, records, batch)));
-      if (round < 2) anchor.push(Math.round(n / runAnchor(dir, records, batch)));
+      if (round < 2) anchor.push(Math.round(n / rawUpsertSeconds(dir, records, batch)));
     }
-    anchor.push(Math.round(n / runAnchor(dir, records, batch)));
-    const o = median(ours);
-    const a = median(anchor);
+    anchor.push(Math.round(n / rawUpsertSeconds(dir, records, batch)));
+    const o = median(ours)!;
+    const a = median(anchor)!;
     return {
       records: n,
       batch,

@@ -10,6 +10,8 @@ import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
 import { WRITER_CLIENT, Writer } from '../log/writer.js';
 import { LAGOON_BIN, spawnNode, waitNodeReady } from '../node/spawn.js';
+import type { LogRecord } from '../store/replica-store.js';
+import { rawUpsertSeconds } from './apply.js';
 import {
   type Answer,
   closedLoop,
@@ -18,7 +20,7 @@ import {
   type RequestSpec,
   summarizeHistogram,
 } from './load.js';
-import { cpuMsOfAll } from './proc.js';
+import { cpuMsOfAll, peakRssMiB } from './proc.js';
 
 /**
  * The measurements of `lagoon bench`, each one window on a running environment (its own cluster and nodes).
@@ -40,6 +42,12 @@ export function recordSize(): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The first free loopback port at or above `from`. */
+async function freePortFrom(from: number): Promise<number> {
+  for (let p = from; p < from + 1000; p++) if (await portFree(p)) return p;
+  throw new Error(`no free loopback port in ${from}..${from + 999}`);
+}
+
 export const putSpec = (keys: number, prefix = 'bench'): RequestSpec => ({
   method: 'PUT',
   path: (n) => `/v1/kv/${prefix}-${n % keys}`,
@@ -60,13 +68,7 @@ export interface NoopServer {
 }
 
 export async function startNoopServer(): Promise<NoopServer> {
-  let port = 0;
-  for (let p = 38_500; p < 39_500; p++) {
-    if (await portFree(p)) {
-      port = p;
-      break;
-    }
-  }
+  const port = await freePortFrom(38_500);
   const child: ChildProcess = spawn(process.execPath, [LAGOON_BIN, 'bench', 'noop', '--port', String(port)], {
     stdio: 'ignore',
     env: { ...process.env, LAGOON_OWNER_PID: String(process.pid) },
@@ -391,13 +393,7 @@ export async function drainWindow(
   env: ChaosEnv,
   opts: { topic: string; partitions: number; records: number; dataDir: string },
 ): Promise<{ rowsPerSec: number; rebuildS: number; peakRssMiB: number | undefined }> {
-  let port = 0;
-  for (let p = 39_600; p < 40_000; p++) {
-    if (await portFree(p)) {
-      port = p;
-      break;
-    }
-  }
+  const port = await freePortFrom(39_600);
   const dir = path.join(opts.dataDir, `rebuild-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
   const db = path.join(dir, 'lagoon.db');
@@ -412,7 +408,6 @@ export async function drainWindow(
       },
     },
   );
-  const { peakRssMiB } = await import('./proc.js');
   let peak: number | undefined;
   try {
     await waitNodeReady(`http://127.0.0.1:${port}`, 600_000, () =>
@@ -447,41 +442,19 @@ export async function drainWindow(
 }
 
 /**
- * The apply anchor: raw better-sqlite3, the same `records` puts (same keys and values as the backlog),
- * parsed and upserted into the same kv schema in batches of `batch`, one transaction each, WAL +
- * synchronous=FULL (the replica's settings). Rows/s.
+ * The apply anchor: raw better-sqlite3 upserts (apply.ts) of the same `records` puts as the backlog (same keys
+ * and values), batches of `batch`, one transaction each, the replica's WAL + synchronous=FULL. Rows/s.
  */
 export function rawUpsertRate(dir: string, records: number, batch = 500): number {
-  const db = new Database(path.join(dir, `raw-${Date.now()}-${Math.random()}.db`));
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec(`CREATE TABLE kv (
-      key TEXT PRIMARY KEY, partition INT NOT NULL, value TEXT NOT NULL, version TEXT NOT NULL,
-      updated_at INT NOT NULL, expires_at INT) STRICT, WITHOUT ROWID`);
-    const upsert = db.prepare(
-      `INSERT INTO kv (key, partition, value, version, updated_at, expires_at) VALUES (?, 0, ?, ?, ?, NULL)
-       ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, updated_at = excluded.updated_at`,
-    );
-    const value = JSON.parse(BENCH_VALUE) as unknown;
-    const recs: Array<{ key: Buffer; value: Buffer }> = [];
-    for (let j = 0; j < records; j++) {
-      recs.push({
-        key: encodeKey(`rebuild-${j}`),
-        value: encodeRecord({ v: 1, op: 'put', value, wid: `b-${j}` }),
-      });
-    }
-    const tx = db.transaction((from: number, to: number) => {
-      for (let j = from; j < to; j++) {
-        const r = recs[j]!;
-        const body = JSON.parse(r.value.toString('utf8')) as { value: unknown };
-        upsert.run(r.key.toString('utf8'), JSON.stringify(body.value), `0-${j}`, 1_700_000_000_000 + j);
-      }
+  const value = JSON.parse(BENCH_VALUE) as unknown;
+  const recs: LogRecord[] = [];
+  for (let j = 0; j < records; j++) {
+    recs.push({
+      offset: j,
+      timestamp: 1_700_000_000_000 + j,
+      key: encodeKey(`rebuild-${j}`),
+      value: encodeRecord({ v: 1, op: 'put', value, wid: `b-${j}` }),
     });
-    const t0 = performance.now();
-    for (let i = 0; i < records; i += batch) tx(i, Math.min(records, i + batch));
-    return Math.round(records / ((performance.now() - t0) / 1000));
-  } finally {
-    db.close();
   }
+  return Math.round(records / rawUpsertSeconds(dir, recs, batch));
 }

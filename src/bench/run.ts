@@ -16,7 +16,6 @@ import {
   endToEndLatency,
   getSpec,
   idleWindow,
-  nodePids,
   produceBacklog,
   producerPerformance,
   putSpec,
@@ -299,7 +298,7 @@ async function measureConfig(
     step(
       `producer_throughput: Kafka ProducerPerformance (${ppRecords} × ${size} B, acks=all) vs Lagoon's Writer`,
     );
-    let ppCpu: number[] = [];
+    const ppCpu: number[] = [];
     const pt = await alternate(
       plan.pairs,
       async () => {
@@ -336,7 +335,6 @@ async function measureConfig(
     const cpBase = await consumerPerformance(env, { topic: 'bench.kafka', records: 1 });
     const ppPerRecord = ppCpu.map((c) => ((c - ppBase.cpuMs) * 1000) / ppRecords);
     const cpPerRecord = ((cp.cpuMs - cpBase.cpuMs) * 1000) / consumed;
-    ppCpu = ppPerRecord;
     figures.cpu_per_write = figure(
       {
         ...spec('cpu_per_write'),
@@ -481,7 +479,6 @@ async function measureConfig(
       peakRssMiB: drains[0]?.peakRssMiB,
       note: 'a new node with an empty SQLite file, from spawn to every partition applied',
     };
-    void nodePids;
     return {
       config: {
         brokers: shape.brokers,
