@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { parseApiTokens } from './api/auth.js';
 import { BOOKKEEPING_RETENTION_MS, WID_WINDOW_MS } from './core/decide.js';
 import { DEFAULTS } from './defaults.js';
 import { LagoonError } from './errors.js';
+import { LOG_LEVELS } from './node/logger.js';
 import { BREAKS } from './testing/breaks.js';
 
 const brokerList = z
@@ -85,6 +87,28 @@ export const NodeConfigSchema = z.object({
     .min(WID_WINDOW_MS)
     .max(366 * 24 * 3600 * 1000)
     .default(BOOKKEEPING_RETENTION_MS),
+  /** LOG_LEVEL: the node's structured log (state changes at info; per-request lines at debug). */
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /**
+   * How long a SIGTERMed node may take to stop in order (answer in-flight requests, flush the producer, apply the
+   * last fetch, close SQLite) before it exits anyway. The store is consistent at every commit, so a forced exit
+   * loses no acknowledged write; it only skips the orderly goodbyes.
+   */
+  shutdownTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /**
+   * LAGOON_API_TOKENS: comma-separated `name:token:scopes` (scopes joined by + from read, write, admin); empty:
+   * authentication off. Every node of a cluster is given the same list (a node calls its peers with a token of
+   * it that has `read`). Parsed into tokens whose values stay out of JSON, logs and error messages.
+   */
+  apiTokens: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const r = parseApiTokens(s);
+      if (r.ok) return r.tokens;
+      ctx.addIssue({ code: 'custom', message: r.error });
+      return z.NEVER;
+    }),
   /** Test only (LAGOON_TEST_BREAK): deliberately broken guarantees, see src/testing/breaks.ts. */
   testBreaks: z
     .string()
@@ -130,6 +154,9 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     writeMode: pick('LAGOON_WRITE_MODE'),
     outboxMax: pick('LAGOON_OUTBOX_MAX'),
     bookkeepingRetentionMs: pick('LAGOON_BOOKKEEPING_RETENTION_MS'),
+    apiTokens: pick('LAGOON_API_TOKENS'),
+    logLevel: pick('LOG_LEVEL')?.toLowerCase(),
+    shutdownTimeoutMs: pick('LAGOON_SHUTDOWN_TIMEOUT_MS'),
     testBreaks: pick('LAGOON_TEST_BREAK'),
     testApplyDelayMs: pick('LAGOON_TEST_APPLY_DELAY_MS'),
     brokers: pick('LAGOON_KAFKA_BROKERS'),

@@ -14,10 +14,15 @@ import { badRequest } from './problem.js';
 
 export type WriteMode = 'strict' | 'buffered';
 
+/** A header value without the optional whitespace HTTP allows around it (spaces and tabs only, RFC 9110 §5.5). */
+export function headerValue(raw: string | string[]): string {
+  return String(raw).replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
 /** `Lagoon-Write-Mode`: strict | buffered; absent → the node's default; anything else → 400 invalid_write_mode. */
 export function parseWriteMode(raw: string | string[] | undefined, fallback: WriteMode): WriteMode {
   if (raw === undefined) return fallback;
-  const v = String(raw).trim().toLowerCase();
+  const v = headerValue(raw).toLowerCase();
   if (v === 'strict' || v === 'buffered') return v;
   throw badRequest(
     'invalid_write_mode',
@@ -28,7 +33,7 @@ export function parseWriteMode(raw: string | string[] | undefined, fallback: Wri
 /** `Lagoon-Read-Buffered`: true | false; absent → false; anything else → 400 invalid_read_buffered. */
 export function parseReadBuffered(raw: string | string[] | undefined): boolean {
   if (raw === undefined) return false;
-  const v = String(raw).trim().toLowerCase();
+  const v = headerValue(raw).toLowerCase();
   if (v === 'true') return true;
   if (v === 'false') return false;
   throw badRequest('invalid_read_buffered', 'Lagoon-Read-Buffered must be true or false');

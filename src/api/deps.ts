@@ -1,5 +1,6 @@
 import type { NodeConfig } from '../config.js';
 import type { Freshness } from '../core/freshness.js';
+import type { Readiness } from '../core/readiness.js';
 import type { BatchWriter } from '../log/batch-writer.js';
 import type { ClusterMonitor } from '../log/monitor.js';
 import type { GateRefusal, Writer } from '../log/writer.js';
@@ -41,6 +42,12 @@ export interface ApiDeps {
   };
   /** Why this node takes no writes because of its topic (unchecked, missing or unsafe), if so. */
   topicProblem?: () => string | undefined;
+  /** True once the node began shutting down: new requests are turned away (503 node_stopping). */
+  stopping?: () => boolean;
+  /** /readyz: can this node serve reads at every level and take writes now, and if not, why. */
+  readiness?: () => Readiness;
+  /** The node's logger: per-request lines at `debug` (off at the default `info`). */
+  logger?: import('pino').Logger;
   /** Observability hooks (metrics); no-ops by default. */
   observe?: {
     write?: (op: string, result: string, seconds: number) => void;

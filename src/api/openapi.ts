@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { NodeConfig } from '../config.js';
+import { requiredScope } from './auth.js';
 import {
   BatchBody,
   BatchOutcomeView,
@@ -43,18 +44,40 @@ const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: schema(ProblemSchema) } },
 });
+/**
+ * Refusals any route may answer before it runs (src/api/limits.ts): a header flood, a sender too slow to finish
+ * its request. Nothing was done.
+ */
+const transportProblems = {
+  408: problem(
+    'request_timeout: the headers did not arrive within 10 s, or the whole request within 30 s; the connection is closed',
+  ),
+  431: problem('headers_too_large (over 16 KiB of headers) or too_many_headers (more than 128)'),
+};
 const keyParam = {
   name: 'key',
   in: 'path',
   required: true,
-  schema: { type: 'string', minLength: 1 },
-  description: 'URL-encoded UTF-8 key, 1–1024 bytes',
+  schema: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$' },
+  description:
+    'URL-encoded UTF-8 key, 1–1024 bytes, no control characters (U+0000–U+001F, U+007F–U+009F), no lone surrogates; anything else, or a path that is not valid percent-encoded UTF-8, is 400 invalid_key',
+};
+/** What the request headers accept (src/core/version.ts, session.ts, routes-kv.ts); anything else is a 400. */
+const headerSchemas: Record<string, Json> = {
+  'If-Match': {
+    type: 'string',
+    pattern: '^(\\*|"(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,14})"|(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,14}))$',
+  },
+  'If-None-Match': { type: 'string', enum: ['*'] },
+  'Idempotency-Key': { type: 'string', pattern: '^[!-~]{1,256}$' },
+  // Empty reads as no session.
+  'Lagoon-Session': { type: 'string', maxLength: 4096, pattern: '^(s1\\.[A-Za-z0-9_-]*)?$' },
 };
 const header = (name: string, description: string) => ({
   name,
   in: 'header',
   required: false,
-  schema: { type: 'string' },
+  schema: headerSchemas[name] ?? { type: 'string' },
   description,
 });
 const readHeaders = {
@@ -113,11 +136,13 @@ export function openApiDocument(config: NodeConfig): Json {
       headers: { Location: { schema: { type: 'string' } } },
     },
     400: problem(
-      'Invalid key, value (invalid_value: not representable JSON, e.g. 1e400 or nesting deeper than 1000; unsafe_integer: an integer beyond ±(2^53−1)), header (invalid_write_mode: Lagoon-Write-Mode other than strict|buffered) or query',
+      'Nothing written. invalid_key; invalid_json (malformed, truncated or empty body, bytes that are not UTF-8); invalid_value (not representable JSON, e.g. 1e400 or nesting deeper than 1000); unsafe_integer (an integer beyond ±(2^53−1)); invalid_query (unknown parameter, a parameter given twice, ttl / timeoutMs not a decimal integer in range, ttl on DELETE, not valid percent-encoded UTF-8); invalid_if_match; invalid_if_none_match (only *); conflicting_conditions (If-Match with If-None-Match); invalid_idempotency_key (1–256 visible ASCII characters); invalid_write_mode (strict|buffered); invalid_session (malformed Lagoon-Session); unexpected_body (a DELETE with a body)',
     ),
     412: problem('Condition not met'),
-    413: problem('Value too large'),
-    415: problem('Not application/json'),
+    413: problem('value_too_large: the body is over LAGOON_MAX_VALUE_BYTES'),
+    415: problem(
+      'unsupported_media_type: not application/json, a charset other than UTF-8, or a Content-Encoding',
+    ),
     422: problem(
       'idempotency_key_reused: this Idempotency-Key was used for a different request; nothing written',
     ),
@@ -125,8 +150,9 @@ export function openApiDocument(config: NodeConfig): Json {
       'Definite, nothing written; Retry-After set: kafka_unavailable (no broker reachable, or ISR below min.insync.replicas), topic_unsafe, overloaded, outbox_full (buffered: LAGOON_OUTBOX_MAX writes already waiting), buffered_writes_pending (strict: earlier buffered writes to the key did not reach the log in time)',
     ),
     504: problem('Outcome unknown (indefinite): retry with the same Idempotency-Key'),
+    ...transportProblems,
   };
-  return {
+  const doc: Json = {
     openapi: '3.1.0',
     info: {
       title: 'Lagoon',
@@ -155,10 +181,13 @@ export function openApiDocument(config: NodeConfig): Json {
               content: { 'application/json': { schema: { oneOf: [schema(Item), schema(BufferedItem)] } } },
               headers: readHeaders,
             },
-            400: problem('Invalid key, query, session token or Lagoon-Read-Buffered'),
+            400: problem(
+              'invalid_key; invalid_query (unknown or repeated parameter, value out of range); conflicting_query (maxStaleMs / maxLag without consistency=bounded); missing_bound (bounded without maxStaleMs or maxLag); invalid_session (malformed Lagoon-Session); invalid_read_buffered (true|false)',
+            ),
             404: { ...problem('No such key'), headers: readHeaders },
             503: problem('Bound not met, or Kafka unreachable (strong)'),
             504: problem('Replica did not catch up in time (session, strong)'),
+            ...transportProblems,
           },
         },
         put: {
@@ -179,7 +208,12 @@ export function openApiDocument(config: NodeConfig): Json {
           parameters: [...queryParams(ScanQuery), header('Lagoon-Session', 'token for consistency=session')],
           responses: {
             200: { ...json(ScanResult, 'A page of items'), headers: readHeaders },
-            400: problem('Invalid query'),
+            400: problem(
+              'invalid_query (unknown or repeated parameter, limit not 1–1000, not valid percent-encoded UTF-8); invalid_prefix (control characters, lone surrogates, over 1024 bytes); invalid_cursor (not one this API returned, or from a scan with another prefix); conflicting_query; missing_bound; invalid_session',
+            ),
+            503: problem('Bound not met, or Kafka unreachable (strong)'),
+            504: problem('Replica did not catch up in time (session, strong)'),
+            ...transportProblems,
           },
         },
       },
@@ -191,7 +225,10 @@ export function openApiDocument(config: NodeConfig): Json {
               name: 'version',
               in: 'path',
               required: true,
-              schema: { type: 'string' },
+              schema: {
+                type: 'string',
+                pattern: '^((0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,14})|ob-[A-Za-z0-9_-]{16})$',
+              },
               description:
                 'a version "partition-offset", or the id "ob-…" of a buffered write (ask the node that took it)',
             },
@@ -201,8 +238,11 @@ export function openApiDocument(config: NodeConfig): Json {
               WriteOutcomeView,
               'applied (with version) / rejected (with reason) / duplicate / pending / unknown; for a buffered id also buffered (still in the outbox)',
             ),
-            400: problem('Neither a version nor a buffered write id'),
+            400: problem(
+              'invalid_version: neither a version of this store ("partition-offset", partition below the partition count) nor a buffered write id; invalid_query: any query parameter',
+            ),
             404: problem('unknown_write: this node has no buffered write with that id'),
+            ...transportProblems,
           },
         },
       },
@@ -232,7 +272,7 @@ export function openApiDocument(config: NodeConfig): Json {
               },
             },
             400: problem(
-              'invalid_batch (shape), batch_too_large (more than LAGOON_MAX_BATCH_OPS ops), batch_duplicate_key, invalid_key, invalid_if_match, conflicting_conditions, invalid_write_mode (only strict), invalid_json / invalid_value / unsafe_integer',
+              'Nothing applied. invalid_batch (shape: not {ops:[…]}, no ops, unknown op or field, put without value, delete with value or ttl, bad ttl), batch_too_large (more than LAGOON_MAX_BATCH_OPS ops), batch_duplicate_key, invalid_key, invalid_if_match, conflicting_conditions, invalid_write_mode (only strict), unsupported_header (Idempotency-Key, If-Match or If-None-Match on a batch), invalid_session, invalid_query, invalid_json / invalid_value / unsafe_integer',
             ),
             409: problem(
               'batch_conflict: lost a wait-for cycle against another batch; nothing applied, retry',
@@ -243,23 +283,34 @@ export function openApiDocument(config: NodeConfig): Json {
             413: problem(
               "Body over the limit, or one partition's share over 1,000,000 bytes (batch_too_large)",
             ),
-            415: problem('Not application/json'),
+            415: problem(
+              'unsupported_media_type: not application/json, a charset other than UTF-8, or a Content-Encoding',
+            ),
             503: problem(
               'Definite, nothing applied: kafka_unavailable, topic_unsafe, overloaded, buffered_writes_pending, write_deadline_passed',
             ),
             504: problem(
               'write_outcome_unknown: the commit was not acknowledged; GET /v1/batches/{id} (details.href)',
             ),
+            ...transportProblems,
           },
         },
       },
       '/v1/batches/{id}': {
         get: {
           summary: "Verdict on a batch, as this node's replica decided it",
-          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          parameters: [
+            {
+              name: 'id',
+              in: 'path',
+              required: true,
+              schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,256}$' },
+            },
+          ],
           responses: {
             200: json(BatchOutcomeView, 'applied / rejected (with reason and op) / pending'),
-            400: problem('Not a batch id'),
+            400: problem('invalid_batch_id: not a batch id; invalid_query: any query parameter'),
+            ...transportProblems,
           },
         },
       },
@@ -284,6 +335,47 @@ export function openApiDocument(config: NodeConfig): Json {
       },
     },
   };
+  return withAuth(doc, config.apiTokens.length > 0);
+}
+
+/**
+ * The bearer scheme (always described), and — on a node with LAGOON_API_TOKENS — the requirement on every
+ * operation but the open ones (the probes), each with its 401 and 403 (the scope it needs: src/api/auth.ts).
+ */
+function withAuth(doc: Json, enabled: boolean): Json {
+  doc.components = {
+    securitySchemes: {
+      bearerAuth: {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'A token from LAGOON_API_TOKENS (name:token:read+write+admin,...), when the node has it set: GET routes need read; PUT, DELETE and POST /v1/batch need write; POST /v1/events needs admin; only /healthz, /readyz and the dashboard static files are open.',
+      },
+    },
+  };
+  if (!enabled) return doc;
+  doc.security = [{ bearerAuth: [] }];
+  const paths = doc.paths as Record<string, Record<string, Json>>;
+  for (const [path, ops] of Object.entries(paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const need = requiredScope(method, path.replace(/\{([^}]+)\}/g, ':$1'));
+      if (need === 'open') {
+        op.security = [];
+        continue;
+      }
+      op.responses = {
+        ...(op.responses as Json),
+        401: {
+          ...problem('unauthorized: no valid Authorization: Bearer TOKEN (nothing done)'),
+          headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
+        },
+        403: problem(
+          `forbidden: the token lacks the ${need === 'unrouted' ? 'admin' : need} scope (nothing done)`,
+        ),
+      };
+    }
+  }
+  return doc;
 }
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);

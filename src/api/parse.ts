@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { badRequest } from './problem.js';
+import { UNDECODABLE } from './query.js';
 
 /** Validates a query/params object with a zod schema; a failure is a 400 with a stable code. */
 export function parseWith<S extends z.ZodType>(
@@ -7,6 +8,17 @@ export function parseWith<S extends z.ZodType>(
   input: unknown,
   code = 'invalid_query',
 ): z.infer<S> {
+  const undecodable =
+    input !== null && typeof input === 'object'
+      ? (input as { [UNDECODABLE]?: string[] })[UNDECODABLE]
+      : undefined;
+  if (undecodable !== undefined && undecodable.length > 0) {
+    throw badRequest(
+      'invalid_query',
+      `query: not valid percent-encoded UTF-8: ${undecodable.map((n) => JSON.stringify(n)).join(', ')}`,
+      { issues: undecodable.map((field) => ({ field, message: 'not valid percent-encoded UTF-8' })) },
+    );
+  }
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;
   const issues = r.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message }));

@@ -55,35 +55,9 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/healthz', async () => ({ status: 'ok', node: deps.config.id }));
 
   app.get('/readyz', async (_req, reply) => {
-    const replica = deps.replicaStatus();
-    // The replica's refusal comes first: it is permanent (an operator must act), while a topic problem may
-    // clear by itself; a recreated topic usually causes both, and the answer must not depend on which check ran first.
-    if (replica.problem) {
-      // The replica refused its log: its data must not be served as current, and a restart will not help.
-      throw new LagoonError('replica_diverged', replica.problem.message, {
-        status: 503,
-        retryable: false,
-        details: { reason: replica.problem.code },
-      });
-    }
-    // Every role must have checked its topic: a node that cannot take writes is not ready.
-    const topicProblem = deps.topicProblem?.();
-    if (topicProblem !== undefined) {
-      throw new LagoonError('topic_unsafe', `Takes no writes: ${topicProblem}`, {
-        status: 503,
-        retryable: true,
-      });
-    }
-    const ready = deps.config.role === 'api' || replica.state === 'running';
-    if (!ready) {
-      throw new LagoonError(
-        'not_ready',
-        `Replica is ${replica.state}${replica.lastError ? `: ${replica.lastError}` : ''}`,
-        {
-          status: 503,
-          retryable: true,
-        },
-      );
+    const r = deps.readiness?.() ?? { ready: true };
+    if (!r.ready) {
+      throw new LagoonError(r.code, r.reason, { status: 503, retryable: r.retryable, details: r.details });
     }
     return reply.send({ status: 'ready', node: deps.config.id });
   });

@@ -10,7 +10,7 @@ import type { ApiDeps } from './deps.js';
 import { parseWith } from './parse.js';
 import { badRequest } from './problem.js';
 import { sessionFrom } from './read-levels.js';
-import { BatchBody, BatchQuery } from './schemas.js';
+import { BatchBody, BatchQuery, NoQuery } from './schemas.js';
 
 /** Largest part record (one partition's share of a batch): below Kafka's default max.message.bytes (1 MiB). */
 const MAX_PART_BYTES = 1_000_000;
@@ -37,6 +37,18 @@ export function batchRoutes(app: FastifyInstance, deps: ApiDeps): void {
           'invalid_write_mode',
           'A batch is always strict (one Kafka transaction, now or never); Lagoon-Write-Mode may only be strict',
         );
+      }
+      // Headers a single write honours but a batch cannot: ignoring them would promise what does not happen
+      // (a retried batch is not deduplicated; conditions go in each op as ifMatch / ifNoneMatch).
+      for (const h of ['idempotency-key', 'if-match', 'if-none-match'] as const) {
+        if (req.headers[h] !== undefined) {
+          throw badRequest(
+            'unsupported_header',
+            h === 'idempotency-key'
+              ? 'POST /v1/batch takes no Idempotency-Key: a batch is all or nothing; retry it as a whole after a definite failure, or ask GET /v1/batches/{id} after an unknown outcome'
+              : `POST /v1/batch takes no ${h === 'if-match' ? 'If-Match' : 'If-None-Match'} header; give each op its own ifMatch / ifNoneMatch`,
+          );
+        }
       }
       const body = parseWith(BatchBody, req.body ?? null, 'invalid_batch');
       if (body.ops.length > deps.config.maxBatchOps) {
@@ -141,7 +153,7 @@ export function batchRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const positions = new Map(ack.parts.map((p) => [p.partition, p.offset + 1]));
       reply.header('Lagoon-Session', encodeSession(deps.sessionTag, mergeSession(token, positions)));
       const waitMs = q.timeoutMs ?? deps.config.readTimeoutMs;
-      const reached = await deps.watch.waitFor(positions, waitMs);
+      const reached = await deps.watch.waitFor(positions, waitMs, true);
       const outcome = reached ? deps.store.batchOutcome(id) : undefined;
       const offsetOf = new Map(ack.parts.map((p) => [p.partition, p.offset]));
       const opsOut = parts
@@ -174,6 +186,7 @@ export function batchRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v1/batches/:id', async (req) => {
     const id = (req.params as { id: string }).id;
+    parseWith(NoQuery, req.query);
     if (!BATCH_ID_RE.test(id)) throw badRequest('invalid_batch_id', 'Not a batch id this API hands out');
     const outcome = deps.store.batchOutcome(id);
     if (outcome === undefined) return { batch: id, status: 'pending', reason: null, op: null };

@@ -19,6 +19,7 @@ import {
   answerBuffered,
   buffer,
   bufferedRead,
+  headerValue,
   parseReadBuffered,
   parseWriteMode,
   shouldBuffer,
@@ -28,7 +29,7 @@ import type { ApiDeps } from './deps.js';
 import { parseWith } from './parse.js';
 import { badRequest } from './problem.js';
 import { admitRead, freshEndAgeMs, type ReadParams, sessionAfterRead, sessionFrom } from './read-levels.js';
-import { ReadQuery, ScanQuery, WriteQuery } from './schemas.js';
+import { NoQuery, ReadQuery, ScanQuery, WriteQuery } from './schemas.js';
 
 const IDEM_RE = /^[\x21-\x7e]+$/;
 
@@ -37,6 +38,16 @@ function keyFrom(req: FastifyRequest): string {
   const v = validateKey(key);
   if (!v.ok) throw badRequest('invalid_key', `Invalid key: ${v.reason}`);
   return key;
+}
+
+/** maxStaleMs / maxLag bound a bounded read only: with another level they would be silently ignored. */
+function checkBounds(q: ReadParams): void {
+  if (q.consistency !== 'bounded' && (q.maxStaleMs !== undefined || q.maxLag !== undefined)) {
+    throw badRequest(
+      'conflicting_query',
+      `maxStaleMs and maxLag apply to consistency=bounded only, not to consistency=${q.consistency}`,
+    );
+  }
 }
 
 function stalenessHeader(ms: number): string {
@@ -73,6 +84,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const started = performance.now();
     const key = keyFrom(req);
     const params = parseWith(ReadQuery, req.query);
+    checkBounds(params);
     const readBuffered = parseReadBuffered(req.headers['lagoon-read-buffered']);
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
@@ -113,6 +125,12 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v1/kv', async (req, reply) => {
     const q = parseWith(ScanQuery, req.query);
+    checkBounds(q);
+    if (q.prefix !== '') {
+      // A prefix of a key: the key rules, but it may be empty (no prefix).
+      const v = validateKey(q.prefix);
+      if (!v.ok) throw badRequest('invalid_prefix', `Invalid prefix: ${v.reason.replace(/^key/, 'prefix')}`);
+    }
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const all = Array.from({ length: P }, (_, i) => i);
     let after: string | undefined;
@@ -120,6 +138,10 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       after = Buffer.from(q.cursor, 'base64url').toString('utf8');
       if (!validateKey(after).ok || Buffer.from(after, 'utf8').toString('base64url') !== q.cursor) {
         throw badRequest('invalid_cursor', 'The cursor is not one this API returned');
+      }
+      // A cursor is the last key of a page of the same scan, so it starts with the prefix.
+      if (!after.startsWith(q.prefix)) {
+        throw badRequest('invalid_cursor', 'The cursor belongs to a scan with another prefix');
       }
     }
     await admitRead(deps, q, all, token);
@@ -155,7 +177,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
         throw badRequest('invalid_if_match', 'If-Match must be * or one strong ETag like "3-1042"');
       }
     }
-    if (ifNoneMatchRaw !== undefined && String(ifNoneMatchRaw).trim() !== '*') {
+    if (ifNoneMatchRaw !== undefined && headerValue(ifNoneMatchRaw) !== '*') {
       throw badRequest('invalid_if_none_match', 'If-None-Match supports only * (create if absent)');
     }
     if (ifMatch !== undefined && ifNoneMatchRaw !== undefined) {
@@ -174,6 +196,9 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     if (op === 'put' && req.body === undefined)
       throw badRequest('invalid_json', 'Send the value as a JSON body');
+    if (op === 'del' && req.body !== undefined) {
+      throw badRequest('unexpected_body', 'A DELETE carries no body (to write a value, PUT it)');
+    }
     const conditional = ifMatch !== undefined || ifNoneMatchRaw !== undefined;
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
@@ -310,7 +335,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     // Our record may be decided a duplicate (a retry, or a second copy appended by a producer retry): then the
     // answer is the original's outcome and version — the original is earlier in the same partition, so applied.
     const waitMs = q.timeoutMs ?? deps.config.readTimeoutMs;
-    const reached = await deps.watch.waitFor(new Map([[ack.partition, ack.offset + 1]]), waitMs);
+    const reached = await deps.watch.waitFor(new Map([[ack.partition, ack.offset + 1]]), waitMs, true);
     const outcome = reached ? deps.store.finalOutcome(ack.partition, ack.offset) : undefined;
     if (!outcome) {
       done('pending');
@@ -336,6 +361,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v1/writes/:version', async (req) => {
     const raw = (req.params as { version: string }).version;
+    parseWith(NoQuery, req.query);
     if (isOutboxId(raw)) return writeStatusById(deps, raw);
     const pos = parseVersion(raw);
     if (!pos || pos.partition >= P)

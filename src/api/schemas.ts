@@ -5,7 +5,16 @@ import { z } from 'zod';
 export const Consistency = z.enum(['eventual', 'session', 'bounded', 'strong']);
 export type Consistency = z.infer<typeof Consistency>;
 
-const intString = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * An integer query parameter, written in plain decimal: `0x10`, `1e3`, ` 5` or `5.0` are refused rather than
+ * coerced (a strict reading, so that what the client meant is never guessed). Documented as an integer.
+ */
+const DECIMAL_RE = /^-?(0|[1-9][0-9]{0,15})$/;
+const intString = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && DECIMAL_RE.test(v) ? Number(v) : v),
+    z.number().int().min(min).max(max),
+  );
 
 export const ReadQuery = z
   .object({
@@ -19,20 +28,37 @@ export const ReadQuery = z
   .strict();
 
 export const ScanQuery = ReadQuery.extend({
-  prefix: z.string().max(1024).default(''),
+  // The patterns document what the handler checks (a key's rules; a cursor this API handed out).
+  prefix: z
+    .string()
+    .meta({
+      description: 'only keys starting with this (1024 bytes of UTF-8 at most, no control characters)',
+      maxLength: 1024,
+      pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$',
+    })
+    .default(''),
   limit: intString(1, 1000).default(100),
-  cursor: z.string().max(2000).optional(),
+  cursor: z
+    .string()
+    .max(2000)
+    .meta({ description: 'nextCursor of the previous page', pattern: '^[A-Za-z0-9_-]+$' })
+    .optional(),
 }).strict();
+
+/** Routes that take no query parameters: an unknown one is a 400, not silently ignored. */
+export const NoQuery = z.object({}).strict();
 
 export const WriteQuery = z
   .object({
     ttl: intString(1, 10 * 365 * 86_400)
       .optional()
       .describe('seconds until the value expires (log time)'),
-    timeoutMs: intString(0, 60_000)
+    // At least 100 ms (as LAGOON_WRITE_TIMEOUT_MS): a deadline of 0 could never be met, and its refusal would
+    // read as Kafka's fault (503) when it is the request's.
+    timeoutMs: intString(100, 60_000)
       .optional()
       .describe(
-        "the write's deadline (default LAGOON_WRITE_TIMEOUT_MS) and, for a conditional write, how long to wait for the verdict",
+        "the write's deadline, 100–60000 ms (default LAGOON_WRITE_TIMEOUT_MS) and, for a conditional write, how long to wait for the verdict",
       ),
   })
   .strict();
@@ -189,10 +215,10 @@ export const BatchBody = z
 
 export const BatchQuery = z
   .object({
-    timeoutMs: intString(0, 60_000)
+    timeoutMs: intString(100, 60_000)
       .optional()
       .describe(
-        "the batch's deadline (default LAGOON_WRITE_TIMEOUT_MS) and how long to wait for its verdict",
+        "the batch's deadline, 100–60000 ms (default LAGOON_WRITE_TIMEOUT_MS) and how long to wait for its verdict",
       ),
   })
   .strict();

@@ -32,3 +32,14 @@ export function peakRssMiB(pid: number): number | undefined {
 export function cpuMsOfAll(pids: number[]): number {
   return pids.reduce((a, p) => a + (cpuMsOf(p) ?? 0), 0);
 }
+
+/** Current resident set size (VmRSS) of a live process in MiB (one decimal); undefined once it is gone. */
+export function rssMiB(pid: number): number | undefined {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}

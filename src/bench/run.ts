@@ -102,6 +102,10 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     const { outageCommand } = await import('./outage.js');
     return outageCommand(args.slice(1), io);
   }
+  if (args[0] === 'soak') {
+    const { soakCommand } = await import('./soak.js');
+    return soakCommand(args.slice(1), io);
+  }
   if (args[0] === 'noop') {
     const { runNoopServer } = await import('./noop-server.js');
     await runNoopServer(Number(opt('port') ?? 38_500));

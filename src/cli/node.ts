@@ -48,17 +48,13 @@ export function nodeConfigFrom(flags: NodeFlags, env: NodeJS.ProcessEnv) {
 }
 
 /** `lagoon node`: one node in the foreground until SIGINT/SIGTERM. */
-export async function nodeCommand(flags: NodeFlags, io: CliIo): Promise<number> {
+export async function nodeCommand(flags: NodeFlags, _io: CliIo): Promise<number> {
   if (!flags.id) throw new LagoonError('bad_argument', 'lagoon node needs --id ID');
   const config = nodeConfigFrom(flags, process.env);
   const node = await LagoonNode.start(config);
-  io.err(
-    `lagoon node ${config.id} (${config.role}) listening on ${node.address}, Kafka ${config.kafka.brokers.join(',')}`,
-  );
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
     // Started by `lagoon up`: leave with the parent, even if it was SIGKILLed.
     const owner = Number(process.env.LAGOON_OWNER_PID ?? 0);
     if (owner > 0) {
@@ -67,19 +63,22 @@ export async function nodeCommand(flags: NodeFlags, io: CliIo): Promise<number> 
           process.kill(owner, 0);
         } catch {
           clearInterval(t);
-          resolve();
+          resolve('owner_gone');
         }
       }, 1000);
       t.unref();
     }
   });
-  io.err(`lagoon node ${config.id}: stopping`);
+  node.log.info({ component: 'node', event: 'stop_requested', by: signal }, 'stop requested');
   // Bounded: with the brokers gone, a Kafka client's disconnect can wait on dead sockets; the store
-  // is consistent at every commit, so leaving after a grace period loses nothing.
+  // is consistent at every commit, so leaving after the bound loses no acknowledged write.
   const forced = setTimeout(() => {
-    io.err(`lagoon node ${config.id}: shutdown took over 10 s, exiting`);
+    node.log.warn(
+      { component: 'node', event: 'shutdown_forced', afterMs: config.shutdownTimeoutMs },
+      'shutdown forced',
+    );
     process.exit(0);
-  }, 10_000);
+  }, config.shutdownTimeoutMs);
   forced.unref();
   await node.close();
   clearTimeout(forced);

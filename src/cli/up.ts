@@ -1,8 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { parseApiTokens } from '../api/auth.js';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { EVENTS_FILE } from '../core/events.js';
 import { DEFAULTS } from '../defaults.js';
+import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
 import { spawnNode, waitNodeReady } from '../node/spawn.js';
@@ -30,6 +32,11 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
   const partitions = intFlag('partitions', flags.partitions, DEFAULTS.partitions, 1, 1000);
   const basePort = intFlag('port', flags.port, DEFAULTS.apiPort, 1, 65000);
   const topic = flags.topic ?? DEFAULTS.topic;
+  // The nodes inherit this environment, LAGOON_API_TOKENS with it: refuse a malformed list before starting anything
+  // (the message names entries by position, never their values).
+  const tokens = parseApiTokens(process.env.LAGOON_API_TOKENS);
+  if (!tokens.ok)
+    throw new LagoonError('bad_config', `Invalid node configuration: apiTokens: ${tokens.error}`);
   let cluster: LocalCluster | undefined;
   let brokers: string[];
   let rf: number;
@@ -135,6 +142,11 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
       );
     }
     io.out(`  Kafka   ${brokers.join(',')}`);
+    if (tokens.tokens.length > 0) {
+      io.out(
+        `  API tokens on (LAGOON_API_TOKENS): send Authorization: Bearer TOKEN; dashboard: …/dashboard#token=TOKEN (read scope)`,
+      );
+    }
     io.out('Press Ctrl-C to stop.');
   } catch (e) {
     await stopAll();

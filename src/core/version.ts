@@ -50,7 +50,8 @@ export function etagOf(version: string): string {
  */
 export function parseIfMatch(header: string): string | undefined {
   if (typeof header !== 'string') return undefined;
-  const h = header.trim();
+  // Only the whitespace HTTP allows around a field value (spaces, tabs): `*\u00a0` is not `*`.
+  const h = header.replace(/^[ \t]+|[ \t]+$/g, '');
   if (h === '*') return '*';
   if (h.startsWith('W/') || h.startsWith('w/')) return undefined;
   let inner = h;

@@ -20,6 +20,8 @@ export interface LagTrackerOptions {
   events: EventLog;
   /** Other nodes' base URLs, for digest agreement. */
   peers: string[];
+  /** Bearer token for the peers' /v1/digest, when they require one (LAGOON_API_TOKENS; needs `read`). */
+  peerToken?: string | undefined;
   /** ms of the replica's last applied batch (progress signal for STALL vs STOP), 0 if none. */
   replicaProgressAt: () => number;
   /** The active KRaft controller, when it can be learned cheaply. */
@@ -42,8 +44,8 @@ interface RateSample {
  * brokers, controller, rates, digest agreement and events. Served at /v1/lag and as metrics.
  */
 export class LagTracker {
-  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outbox'>> &
-    Pick<LagTrackerOptions, 'controller' | 'outbox'>;
+  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outbox' | 'peerToken'>> &
+    Pick<LagTrackerOptions, 'controller' | 'outbox' | 'peerToken'>;
   private readonly timelines: OffsetTimeline[] = [];
   private readonly windows = new Map<string, LagWindow>();
   private readonly knownBrokers = new Set<number>();
@@ -242,7 +244,12 @@ export class LagTracker {
     const peers = await Promise.all(
       this.o.peers.map(async (url) => {
         try {
-          const r = await fetch(`${url}/v1/digest`, { signal: AbortSignal.timeout(800) });
+          const r = await fetch(`${url}/v1/digest`, {
+            signal: AbortSignal.timeout(800),
+            ...(this.o.peerToken ? { headers: { authorization: `Bearer ${this.o.peerToken}` } } : {}),
+          });
+          // A refusal (401/403: another token list) or an error counts as unreachable, not as a digest.
+          if (!r.ok) return undefined;
           return (await r.json()) as typeof own;
         } catch {
           return undefined;

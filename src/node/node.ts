@@ -2,8 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/app.js';
+import { peerToken } from '../api/auth.js';
 import type { NodeConfig } from '../config.js';
+import { type ClusterFacts, clusterChanges } from '../core/cluster-changes.js';
 import { Freshness } from '../core/freshness.js';
+import { catchUpGap, type Readiness, readiness } from '../core/readiness.js';
 import { topicTag } from '../core/session.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { EventLog } from '../lag/events.js';
@@ -15,7 +18,7 @@ import { LagTracker } from '../lag/tracker.js';
 import { BatchWriter } from '../log/batch-writer.js';
 import { HighWatermarks } from '../log/high-watermarks.js';
 import { kafkaClient } from '../log/kafka-client.js';
-import { ClusterMonitor } from '../log/monitor.js';
+import { ClusterMonitor, type ClusterView } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
 import { JOIN_GROUP, SYNC_GROUP, stallGuardedSockets } from '../log/stall-guard.js';
 import { ensureTopic, type TopicSpec, verifyTopic } from '../log/topic.js';
@@ -26,6 +29,7 @@ import { Replica } from '../replica/replica.js';
 import { OffsetWatch } from '../store/offset-watch.js';
 import { ReplicaStore } from '../store/replica-store.js';
 
+import { type EventLogFn, eventLogger, type Logger, nodeLogger } from './logger.js';
 import { NodeMetrics } from './metrics.js';
 
 export type NodeState = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -38,7 +42,14 @@ export type NodeState = 'starting' | 'running' | 'stopping' | 'stopped';
 export class LagoonNode {
   readonly config: NodeConfig;
   readonly metrics: NodeMetrics;
+  /** JSON lines on stderr: every state change of the node and its parts (src/node/logger.ts). */
+  readonly log: Logger;
+  private readonly logNode: EventLogFn;
   state: NodeState = 'starting';
+  /** When the replica first caught up with the log's end after joining its group (0: not yet). */
+  private caughtUpAt = 0;
+  /** What the last monitor refresh showed, to log what changed. */
+  private lastFacts: ClusterFacts | undefined;
   private readonly store: ReplicaStore;
   private readonly monitor: ClusterMonitor;
   private readonly writer: Writer | undefined;
@@ -66,9 +77,17 @@ export class LagoonNode {
 
   private constructor(config: NodeConfig) {
     this.config = config;
+    this.log = nodeLogger(config.id, config.logLevel);
+    this.logNode = eventLogger(this.log, 'node');
     if (config.testBreaks.length > 0 || config.testApplyDelayMs > 0) {
-      process.stderr.write(
-        `lagoon node ${config.id}: TEST ONLY — deliberately broken: ${config.testBreaks.join(', ') || 'none'}; apply delay ${config.testApplyDelayMs} ms. Never run this in production.\n`,
+      this.log.warn(
+        {
+          component: 'node',
+          event: 'test_breaks',
+          breaks: config.testBreaks,
+          applyDelayMs: config.testApplyDelayMs,
+        },
+        `TEST ONLY — deliberately broken: ${config.testBreaks.join(', ') || 'none'}; apply delay ${config.testApplyDelayMs} ms. Never run this in production.`,
       );
     }
     this.metrics = new NodeMetrics(config.id);
@@ -111,6 +130,7 @@ export class LagoonNode {
         for (const p of view.partitions)
           if (p) this.freshness.observeEnd(p.partition, p.endOffset, p.observedAt);
         this.metrics.brokersUp.set(view.brokers.length);
+        this.observeCluster(view);
       },
     });
     if (config.role !== 'replica') {
@@ -148,10 +168,7 @@ export class LagoonNode {
         gate: (p) => this.writeGate(p),
         attemptTimeoutMs: config.writeTimeoutMs,
         keepSentMs: config.bookkeepingRetentionMs,
-        log: (event, fields) =>
-          process.stderr.write(
-            `${JSON.stringify({ time: Date.now(), node: config.id, component: 'outbox', event, ...fields })}\n`,
-          ),
+        log: eventLogger(this.log, 'outbox'),
       });
     }
     if (config.role !== 'api') {
@@ -171,6 +188,7 @@ export class LagoonNode {
           // Moving past transaction markers alone applies nothing: no replication latency to observe.
           if (records > 0) this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
         },
+        log: eventLogger(this.log, 'replica'),
         testApplyDelayMs: config.testApplyDelayMs,
         testApplyOffsetsFirst: config.testBreaks.includes('apply-offsets-first'),
       });
@@ -186,6 +204,8 @@ export class LagoonNode {
       store: this.store,
       events: this.events,
       peers: config.peers,
+      // Peers share LAGOON_API_TOKENS: their /v1/digest is asked with one of its tokens that has `read`.
+      peerToken: peerToken(config.apiTokens),
       replicaProgressAt: () => this.replica?.lastBatchAt ?? 0,
       outbox: () => this.outbox?.stats() ?? { records: 0, oldestSeconds: 0 },
       // Brokers forward DescribeQuorum to the active controller; ask them all, first answer wins.
@@ -231,6 +251,9 @@ export class LagoonNode {
           misrouted: this.replica?.status().misrouted,
         }),
         topicProblem: () => this.topicProblem,
+        readiness: () => this.readiness(),
+        stopping: () => this.state === 'stopping' || this.state === 'stopped',
+        logger: this.log,
         observe: {
           write: (op, result, s) => this.metrics.writes.observe({ op, result }, s),
           read: (consistency, result, s) => this.metrics.reads.observe({ consistency, result }, s),
@@ -259,7 +282,64 @@ export class LagoonNode {
     node.address = await node.api.listen({ host: config.host, port: config.port });
     node.connectLoop = node.connectKafka();
     node.state = 'running';
+    node.logNode('listening', {
+      address: node.address,
+      role: config.role,
+      topic: config.topic,
+      partitions: config.partitions,
+      brokers: config.kafka.brokers,
+    });
     return node;
+  }
+
+  /** /readyz's verdict: serves reads at every level and takes writes (see src/core/readiness.ts). */
+  readiness(): Readiness {
+    const r = this.replica;
+    return readiness({
+      stopping: this.state === 'stopping' || this.state === 'stopped',
+      hasReplica: r !== undefined,
+      replicaState: r?.state ?? 'none',
+      replicaProblem: r?.problem,
+      replicaLastError: r?.lastError,
+      topicProblem: this.topicProblem,
+      catchingUp: this.caughtUpAt > 0 ? undefined : this.catchUpGap(),
+    });
+  }
+
+  private catchUpGap(): string | undefined {
+    const r = this.replica;
+    if (!r) return undefined;
+    return catchUpGap(
+      this.config.partitions,
+      this.monitor.snapshot().partitions,
+      this.store.appliedOffsets(),
+      r.joinedAt,
+    );
+  }
+
+  /**
+   * After each monitor refresh: logs what changed in Kafka as this node sees it (reachable, brokers, write gates),
+   * and notes the moment the replica first caught up with the log (readiness; logged once).
+   */
+  private observeCluster(view: ClusterView): void {
+    const facts: ClusterFacts = {
+      reachable: view.reachable,
+      brokers: [...view.brokers].sort((a, b) => a - b),
+      // Unreachable, every gate is closed for that one reason (logged as kafka_unreachable): keep the last
+      // per-partition picture, so reconnecting logs only what differs from before the outage.
+      gates: view.reachable
+        ? Array.from({ length: this.config.partitions }, (_, p) => this.monitor.writeGate(p))
+        : (this.lastFacts?.gates ?? []),
+    };
+    for (const c of clusterChanges(this.lastFacts, facts)) this.logNode(c.event, c.fields);
+    this.lastFacts = facts;
+    if (this.caughtUpAt === 0 && this.replica?.state === 'running' && this.catchUpGap() === undefined) {
+      this.caughtUpAt = Date.now();
+      this.logNode('caught_up', {
+        afterJoinMs: this.caughtUpAt - this.replica.joinedAt,
+        applied: Object.fromEntries(this.store.appliedOffsets()),
+      });
+    }
   }
 
   /**
@@ -282,27 +362,49 @@ export class LagoonNode {
     await this.connectLoop;
   }
 
-  /** Ordered, idempotent shutdown: stop taking requests, drain writes, leave the group, close SQLite. */
+  /**
+   * Ordered, idempotent shutdown, each step logged: readiness false and new requests turned away at once; in-flight
+   * requests answered (their writes acknowledged by Kafka or refused); the producer flushed; the replica's last
+   * fetch applied and committed; SQLite closed. The CLI bounds the whole (shutdownTimeoutMs).
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const began = Date.now();
+      const step = async (name: string, work: () => unknown) => {
+        const t = Date.now();
+        try {
+          await work();
+        } catch (e) {
+          this.logNode('shutdown_step_failed', { step: name, error: (e as Error).message });
+        }
+        this.logNode('shutdown_step', { step: name, ms: Date.now() - t });
+      };
       this.state = 'stopping';
+      this.logNode('shutdown_begun', {});
       clearTimeout(this.topicTimer);
-      await this.api.close().catch(() => {});
-      this.heartbeats?.close();
-      this.history.close();
-      await this.tracker.close();
-      this.events.close();
+      await step('http_closed', () => this.api.close());
+      await step('background_stopped', async () => {
+        this.heartbeats?.close();
+        this.history.close();
+        await this.tracker.close();
+        this.events.close();
+      });
       // The drainer stops starting rounds; closing the Writer settles the ones in flight; then the outbox file.
-      const drained = this.drainer?.close();
-      await this.writer?.close();
-      await this.batchWriter?.close();
-      await drained;
-      this.outbox?.close();
-      await this.replica?.close();
-      await this.monitor.close();
-      this.watch.close();
-      this.store.close();
+      await step('producer_flushed', async () => {
+        const drained = this.drainer?.close();
+        await this.writer?.close();
+        await this.batchWriter?.close();
+        await drained;
+        this.outbox?.close();
+      });
+      await step('replica_stopped', () => this.replica?.close());
+      await step('monitor_stopped', () => this.monitor.close());
+      await step('store_closed', () => {
+        this.watch.close();
+        this.store.close();
+      });
       this.state = 'stopped';
+      this.logNode('shutdown_done', { ms: Date.now() - began });
     })();
     return this.closing;
   }
@@ -321,9 +423,10 @@ export class LagoonNode {
   private setTopicProblem(problem: string | undefined): void {
     if (problem === this.topicProblem) return;
     this.topicProblem = problem;
-    process.stderr.write(
-      `${JSON.stringify({ time: Date.now(), node: this.config.id, component: 'topic', event: problem === undefined ? 'topic_ok' : 'topic_unsafe', topic: this.config.topic, reason: problem ?? null })}\n`,
-    );
+    eventLogger(this.log, 'topic')(problem === undefined ? 'topic_ok' : 'topic_unsafe', {
+      topic: this.config.topic,
+      reason: problem ?? null,
+    });
   }
 
   /**

@@ -60,6 +60,8 @@ export class Replica {
   state: ReplicaState = 'idle';
   lastError: string | undefined;
   lastBatchAt = 0;
+  /** When this replica's consumer last joined its group (ms; 0 before): readiness counts catching up from it. */
+  joinedAt = 0;
   problem: ReplicaProblem | undefined;
   private readonly misrouted = { count: 0, last: undefined as string | undefined };
   /** Holds a partition at an atomic batch's part until the batch is whole (core/tx-sequencer). */
@@ -197,6 +199,7 @@ export class Replica {
     this.state = 'restarting';
     this.lastError = error;
     const delay = Math.min(10_000, 500 * 2 ** Math.min(this.restarts++, 5));
+    this.log('consumer_restarting', { error, inMs: delay, attempt: this.restarts });
     this.restartTimer = setTimeout(async () => {
       this.restartTimer = undefined;
       const old = this.consumer;
@@ -238,11 +241,15 @@ export class Replica {
       // held is fetched again.
       const applied = this.store.appliedOffsets();
       this.sequencer.reset(applied);
+      this.joinedAt = Date.now();
       this.log('group_joined', { resumeFrom: Object.fromEntries(applied) });
       for (const [partition, offset] of applied) {
         consumer.seek({ topic: this.opts.topic, partition, offset: String(offset) });
       }
     });
+    consumer.on(consumer.events.REBALANCING, () =>
+      this.log('group_rebalancing', { group: this.opts.groupId }),
+    );
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
       // A fetch of nothing but transaction markers or aborted records never reaches eachBatch: the applied
       // offset must still move past them, or the replica would never catch up with the log's end.
@@ -304,7 +311,9 @@ export class Replica {
       },
     });
     if (this.state === 'failed') return;
+    const was = this.state;
     this.state = 'running';
+    this.log(was === 'restarting' ? 'consumer_restarted' : 'consumer_started', { group: this.opts.groupId });
     this.scheduleIdentityCheck();
   }
 

@@ -1,3 +1,5 @@
+import { LagoonError } from '../errors.js';
+
 /**
  * Waits for a replica's applied offsets to reach a target, for session, strong and bounded reads and
  * for conditional writes. The in-process replica calls `notify` after each commit; when the replica
@@ -6,13 +8,19 @@
 export class OffsetWatch {
   private readonly read: () => Map<number, number>;
   private readonly pollMs: number;
+  private readonly maxWaiters: number;
   private current = new Map<number, number>();
   private waiters = new Set<{ check: () => boolean; done: (ok: boolean) => void }>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(read: () => Map<number, number>, pollMs = 25) {
+  /**
+   * `maxWaiters` bounds the requests waiting at once (each is also bounded in time): past it a wait is refused at
+   * once with 503 `too_many_waiting`, retryable, instead of growing memory while the replica is behind.
+   */
+  constructor(read: () => Map<number, number>, pollMs = 25, maxWaiters = 10_000) {
     this.read = read;
     this.pollMs = pollMs;
+    this.maxWaiters = maxWaiters;
     this.current = read();
   }
 
@@ -26,13 +34,27 @@ export class OffsetWatch {
     this.wake();
   }
 
-  /** Resolves true once every partition in `targets` reached its offset, false after `timeoutMs`. */
-  waitFor(targets: Map<number, number>, timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves true once every partition in `targets` reached its offset, false after `timeoutMs`. When too many
+   * wait already: a read is refused (`too_many_waiting`, nothing happened); a write that is already in the log
+   * (`alreadyDone`) is answered as if its wait had timed out (its outcome is then looked up, never denied).
+   */
+  waitFor(targets: Map<number, number>, timeoutMs: number, alreadyDone = false): Promise<boolean> {
     const check = () => [...targets].every(([p, o]) => this.applied(p) >= o);
     if (check()) return Promise.resolve(true);
     this.refresh();
     if (check()) return Promise.resolve(true);
     if (timeoutMs <= 0) return Promise.resolve(false);
+    if (this.waiters.size >= this.maxWaiters) {
+      if (alreadyDone) return Promise.resolve(false);
+      return Promise.reject(
+        new LagoonError(
+          'too_many_waiting',
+          `${this.waiters.size} requests already wait for this replica to catch up; try again shortly or read at consistency=eventual`,
+          { status: 503, retryable: true },
+        ),
+      );
+    }
     return new Promise((resolve) => {
       const w = {
         check,

@@ -176,7 +176,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
     const a = nodes[0]!;
     const cases: Array<[string, string, string]> = [
       ['/dashboard', 'text/html', '<script src="/dashboard/app.js">'],
-      ['/dashboard/app.js', 'text/javascript', "fetch('/v1/lag'"],
+      ['/dashboard/app.js', 'text/javascript', "'/v1/lag'"],
       ['/dashboard/app.css', 'text/css', '.STOP'],
       ['/dashboard/vendor/uplot.js', 'text/javascript', 'uPlot'],
       ['/dashboard/vendor/uplot.css', 'text/css', '.uplot'],

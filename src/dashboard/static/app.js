@@ -49,6 +49,71 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // ---------- API token (a node started with LAGOON_API_TOKENS) ----------
+  // Given in the URL fragment (/dashboard#token=…: a browser never sends a fragment to a server, so no access
+  // log has it), removed from the address bar at once, kept in sessionStorage (this tab only) and sent as
+  // Authorization: Bearer on every fetch. Without one, the first 401 asks for it (once per page load).
+  const TOKEN_KEY = 'lagoon.apiToken';
+  const auth = { token: '', asked: false };
+
+  function loadToken() {
+    try {
+      const params = new URLSearchParams(location.hash.slice(1));
+      const t = params.get('token');
+      if (t) {
+        sessionStorage.setItem(TOKEN_KEY, t);
+        params.delete('token');
+        const rest = params.toString();
+        history.replaceState(null, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+      }
+      auth.token = sessionStorage.getItem(TOKEN_KEY) || '';
+    } catch (err) {
+      console.warn('dashboard: no sessionStorage for the API token', err);
+    }
+  }
+
+  /** After a 401: forget the refused token and ask for another, once per page load; true if one was given. */
+  function askToken() {
+    auth.token = '';
+    try {
+      sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // nothing stored
+    }
+    if (auth.asked) return false;
+    auth.asked = true;
+    const t = (window.prompt('This Lagoon node needs an API token with the read scope:', '') || '').trim();
+    if (!t) return false;
+    auth.token = t;
+    try {
+      sessionStorage.setItem(TOKEN_KEY, t);
+    } catch {
+      // kept in memory for this page only
+    }
+    return true;
+  }
+
+  /** GET `url` from this node with the token if there is one; 401/403 become errors that say what to do. */
+  async function apiFetch(url, timeoutMs) {
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(url, {
+        cache: 'no-store',
+        headers: {
+          accept: 'application/json',
+          ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}),
+        },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (res.status === 401 && attempt === 0 && askToken()) continue;
+      if (res.status === 401)
+        throw new Error(
+          'HTTP 401: this node needs an API token with the read scope (open /dashboard#token=TOKEN)',
+        );
+      if (res.status === 403) throw new Error('HTTP 403: the API token lacks the read scope');
+      return res;
+    }
+  }
+
   const state = {
     /** Last good report. */
     report: null,
@@ -776,11 +841,7 @@
   async function loadHistory() {
     const h = state.history;
     try {
-      const res = await fetch('/v1/lag/history', {
-        cache: 'no-store',
-        headers: { accept: 'application/json' },
-        signal: AbortSignal.timeout(HISTORY_TIMEOUT_MS),
-      });
+      const res = await apiFetch('/v1/lag/history', HISTORY_TIMEOUT_MS);
       if (res.status === 404) {
         h.state = 'missing';
         return;
@@ -911,11 +972,7 @@
     const started = Date.now();
     let report = null;
     try {
-      const res = await fetch('/v1/lag', {
-        cache: 'no-store',
-        headers: { accept: 'application/json' },
-        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-      });
+      const res = await apiFetch('/v1/lag', FETCH_TIMEOUT_MS);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       report = await res.json();
       if (!report || !Array.isArray(report.replicas)) throw new Error('malformed report');
@@ -933,6 +990,7 @@
   }
 
   window.lagoonDashboard = { state, redrawMarkers };
+  loadToken();
   // History first (bounded by its timeout), then live: live samples continue where history ends.
   loadHistory().finally(poll);
 })();

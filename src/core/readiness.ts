@@ -1,0 +1,100 @@
+/**
+ * Readiness, decided from facts the node gathers (pure: no I/O, no clock). A node is ready when it can serve
+ * reads at every level and take writes: not stopping, its replica has not refused its log, its topic is safe,
+ * its replica has joined its group and has caught up once with the log's end as it was after that join.
+ */
+
+export interface ReadinessFacts {
+  stopping: boolean;
+  /** `api` nodes have no replica: they are ready once their topic is safe. */
+  hasReplica: boolean;
+  replicaState: string;
+  replicaProblem: { code: string; message: string } | undefined;
+  replicaLastError: string | undefined;
+  topicProblem: string | undefined;
+  /** undefined once caught up; otherwise what is still behind. */
+  catchingUp: string | undefined;
+}
+
+export type Readiness =
+  | { ready: true }
+  | { ready: false; code: string; reason: string; retryable: boolean; details?: Record<string, unknown> };
+
+export function readiness(f: ReadinessFacts): Readiness {
+  if (f.stopping)
+    return { ready: false, code: 'node_stopping', reason: 'The node is shutting down', retryable: true };
+  // The replica's refusal comes first: it is permanent (an operator must act), while a topic problem may clear by
+  // itself; a recreated topic usually causes both, and the answer must not depend on which check ran first.
+  if (f.replicaProblem) {
+    return {
+      ready: false,
+      code: 'replica_diverged',
+      reason: f.replicaProblem.message,
+      retryable: false,
+      details: { reason: f.replicaProblem.code },
+    };
+  }
+  if (f.topicProblem !== undefined) {
+    return {
+      ready: false,
+      code: 'topic_unsafe',
+      reason: `Takes no writes: ${f.topicProblem}`,
+      retryable: true,
+    };
+  }
+  if (!f.hasReplica) return { ready: true };
+  if (f.replicaState !== 'running') {
+    return {
+      ready: false,
+      code: 'not_ready',
+      reason: `Replica is ${f.replicaState}${f.replicaLastError ? `: ${f.replicaLastError}` : ''}`,
+      retryable: true,
+    };
+  }
+  if (f.catchingUp !== undefined) {
+    return {
+      ready: false,
+      code: 'not_ready',
+      reason: `Replica is catching up: ${f.catchingUp}`,
+      retryable: true,
+    };
+  }
+  return { ready: true };
+}
+
+/** One partition's end as the node last saw it: the offset and when the request that read it was sent. */
+export interface EndView {
+  partition: number;
+  endOffset: number;
+  observedAt: number;
+}
+
+/**
+ * What keeps a replica that joined its group at `joinedAt` from being caught up: every partition must have an
+ * end offset read after the join, and the replica's applied offset must have reached it. undefined = caught up.
+ */
+export function catchUpGap(
+  partitions: number,
+  ends: ReadonlyArray<EndView | undefined>,
+  applied: ReadonlyMap<number, number>,
+  joinedAt: number,
+): string | undefined {
+  if (joinedAt <= 0) return 'has not joined its consumer group yet';
+  const behind: string[] = [];
+  let unknown = 0;
+  for (let p = 0; p < partitions; p++) {
+    const end = ends.find((e) => e?.partition === p);
+    if (!end || end.observedAt < joinedAt) {
+      unknown++;
+      continue;
+    }
+    const at = applied.get(p) ?? 0;
+    if (at < end.endOffset) behind.push(`partition ${p} at ${at} of ${end.endOffset}`);
+  }
+  if (unknown > 0) return `the log's end of ${unknown} partition(s) is not known yet`;
+  if (behind.length > 0) {
+    const shown = behind.slice(0, 3).join(', ');
+    return `${shown}${behind.length > 3 ? ` (+${behind.length - 3} more)` : ''}`;
+  }
+  return undefined;
+}
