@@ -19,6 +19,10 @@ export interface SoakWindow {
   rssMiB: Record<string, number | null>;
   /** V8 heap in use (the node's lagoon_process_heap_used_bytes): JS objects apart from SQLite's and Node's native memory. */
   heapMiB: Record<string, number | null>;
+  /** Memory outside the V8 heap that Node accounts for (lagoon_process_external_memory_bytes: Buffers and the like). */
+  externalMiB?: Record<string, number | null>;
+  /** V8 heap reserved, in use or not (lagoon_process_heap_total_bytes). */
+  heapTotalMiB?: Record<string, number | null>;
 }
 
 export interface SoakTrend {
@@ -26,6 +30,8 @@ export interface SoakTrend {
   rssSlopeMiBPerMin: Record<string, number>;
   /** The same for the V8 heap in use. */
   heapSlopeMiBPerMin: Record<string, number>;
+  externalSlopeMiBPerMin: Record<string, number>;
+  heapTotalSlopeMiBPerMin: Record<string, number>;
   rssFirstMiB: Record<string, number | null>;
   rssLastMiB: Record<string, number | null>;
   /** Median write/read p99 of the last third of the windows over that of the first third (1 = no drift). */
@@ -71,6 +77,8 @@ export function soakTrend(windows: readonly SoakWindow[]): SoakTrend {
   return {
     rssSlopeMiBPerMin: slopes((w) => w.rssMiB),
     heapSlopeMiBPerMin: slopes((w) => w.heapMiB ?? {}),
+    externalSlopeMiBPerMin: slopes((w) => w.externalMiB ?? {}),
+    heapTotalSlopeMiBPerMin: slopes((w) => w.heapTotalMiB ?? {}),
     rssFirstMiB: windows[0]?.rssMiB ?? {},
     rssLastMiB: windows[windows.length - 1]?.rssMiB ?? {},
     writeP99Drift: drift((w) => w.writes.p99Ms),
@@ -78,14 +86,23 @@ export function soakTrend(windows: readonly SoakWindow[]): SoakTrend {
   };
 }
 
-/** The node's V8 heap in use, from its /metrics; null when it does not answer. */
-async function heapUsedMiB(url: string): Promise<number | null> {
+/** The node's V8 heap in use and its external memory, from its /metrics (MiB); null when it does not answer. */
+async function nodeMemoryMiB(
+  url: string,
+): Promise<{ heap: number | null; heapTotal: number | null; external: number | null }> {
+  const gauge = (text: string, name: string) => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text);
+    return m ? Math.round(Number(m[1]) / 104857.6) / 10 : null;
+  };
   try {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-    const m = /^lagoon_process_heap_used_bytes(?:\{[^}]*\})? ([0-9.e+]+)$/m.exec(text);
-    return m ? Math.round(Number(m[1]) / 104857.6) / 10 : null;
+    return {
+      heap: gauge(text, 'lagoon_process_heap_used_bytes'),
+      heapTotal: gauge(text, 'lagoon_process_heap_total_bytes'),
+      external: gauge(text, 'lagoon_process_external_memory_bytes'),
+    };
   } catch {
-    return null;
+    return { heap: null, heapTotal: null, external: null };
   }
 }
 
@@ -153,16 +170,25 @@ export async function soakCommand(args: string[], io: CliIo): Promise<number> {
         rss[n.id] = pid === undefined ? null : (rssMiB(pid) ?? null);
       }
       const heap: Record<string, number | null> = {};
-      for (const n of nodes) heap[n.id] = await heapUsedMiB(n.url);
+      const external: Record<string, number | null> = {};
+      const heapTotal: Record<string, number | null> = {};
+      for (const n of nodes) {
+        const mem = await nodeMemoryMiB(n.url);
+        heap[n.id] = mem.heap;
+        external[n.id] = mem.external;
+        heapTotal[n.id] = mem.heapTotal;
+      }
       const w: SoakWindow = {
         atS: Math.round((Date.now() - started) / 1000),
         ...m,
         rssMiB: rss,
         heapMiB: heap,
+        externalMiB: external,
+        heapTotalMiB: heapTotal,
       };
       windows.push(w);
       io.err(
-        `[soak] +${w.atS}s writes ok ${m.writes.ok} failed ${m.writes.failed} p50 ${m.writes.p50Ms} p99 ${m.writes.p99Ms} ms; reads ok ${m.reads.ok} p99 ${m.reads.p99Ms} ms; RSS ${Object.values(rss).join(' / ')} MiB, heap ${Object.values(heap).join(' / ')} MiB`,
+        `[soak] +${w.atS}s writes ok ${m.writes.ok} failed ${m.writes.failed} p50 ${m.writes.p50Ms} p99 ${m.writes.p99Ms} ms; reads ok ${m.reads.ok} p99 ${m.reads.p99Ms} ms; RSS ${Object.values(rss).join(' / ')} MiB, heap ${Object.values(heap).join(' / ')} (of ${Object.values(heapTotal).join(' / ')}) MiB, external ${Object.values(external).join(' / ')} MiB`,
       );
     }
     const trend = soakTrend(windows);
@@ -181,6 +207,8 @@ export async function soakCommand(args: string[], io: CliIo): Promise<number> {
     const file = path.join(outDir, `soak-${result.at.replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     io.out(`V8 heap slope after the first third (MiB/min): ${JSON.stringify(trend.heapSlopeMiBPerMin)}`);
+    io.out(`External memory slope (MiB/min): ${JSON.stringify(trend.externalSlopeMiBPerMin)}`);
+    io.out(`V8 heap reserved slope (MiB/min): ${JSON.stringify(trend.heapTotalSlopeMiBPerMin)}`);
     io.out(`RSS slope after the first third (MiB/min): ${JSON.stringify(trend.rssSlopeMiBPerMin)}`);
     io.out(
       `RSS first → last window (MiB): ${JSON.stringify(trend.rssFirstMiB)} → ${JSON.stringify(trend.rssLastMiB)}`,

@@ -74,6 +74,22 @@ function registerProcessMetrics(registry: client.Registry): void {
       this.set(process.memoryUsage().heapUsed);
     },
   });
+  new client.Gauge({
+    name: 'lagoon_process_heap_total_bytes',
+    help: 'V8 heap reserved (in use or not): part of the resident memory',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().heapTotal);
+    },
+  });
+  new client.Gauge({
+    name: 'lagoon_process_external_memory_bytes',
+    help: 'Memory of C++ objects bound to JS objects, Buffers included (kafkajs fetches, SQLite results)',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().external);
+    },
+  });
   new client.Counter({
     name: 'lagoon_process_cpu_seconds_total',
     help: 'User and system CPU time of the node process',
