@@ -1,10 +1,13 @@
 import { z } from 'zod';
-import { parseApiTokens } from './api/auth.js';
+import { parseApiTokens } from './core/api-tokens.js';
 import { BOOKKEEPING_RETENTION_MS, WID_WINDOW_MS } from './core/decide.js';
 import { DEFAULTS } from './defaults.js';
 import { LagoonError } from './errors.js';
-import { LOG_LEVELS } from './node/logger.js';
 import { BREAKS } from './testing/breaks.js';
+
+/** The levels LOG_LEVEL accepts (pino's, plus `silent`). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const brokerList = z
   .string()

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { decodeRecord, encodeKey } from '../core/record.js';
-import { formatVersion } from '../core/version.js';
+import { formatVersion, trimHeaderValue } from '../core/version.js';
 import { LagoonError } from '../errors.js';
 import type { Outbox, OutboxEntry } from '../outbox/outbox.js';
 import type { ApiDeps } from './deps.js';
@@ -16,7 +16,7 @@ export type WriteMode = 'strict' | 'buffered';
 
 /** A header value without the optional whitespace HTTP allows around it (spaces and tabs only, RFC 9110 §5.5). */
 export function headerValue(raw: string | string[]): string {
-  return String(raw).replace(/^[ \t]+|[ \t]+$/g, '');
+  return trimHeaderValue(String(raw));
 }
 
 /** `Lagoon-Write-Mode`: strict | buffered; absent → the node's default; anything else → 400 invalid_write_mode. */

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { parseApiTokens } from '../api/auth.js';
 import { LocalCluster } from '../cluster/local-cluster.js';
+import { parseApiTokens } from '../core/api-tokens.js';
 import { EVENTS_FILE } from '../core/events.js';
 import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';

@@ -42,6 +42,11 @@ export function etagOf(version: string): string {
   return `"${version}"`;
 }
 
+/** A header value without the optional whitespace HTTP allows around it: spaces and tabs only (RFC 9110 §5.5). */
+export function trimHeaderValue(v: string): string {
+  return v.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
 /**
  * Parses an `If-Match` header value into what a write record carries: `'*'` (any current version) or a
  * version string. Returns undefined when the header cannot be honoured: weak validators (`W/"…"`, which
@@ -51,7 +56,7 @@ export function etagOf(version: string): string {
 export function parseIfMatch(header: string): string | undefined {
   if (typeof header !== 'string') return undefined;
   // Only the whitespace HTTP allows around a field value (spaces, tabs): `*\u00a0` is not `*`.
-  const h = header.replace(/^[ \t]+|[ \t]+$/g, '');
+  const h = trimHeaderValue(header);
   if (h === '*') return '*';
   if (h.startsWith('W/') || h.startsWith('w/')) return undefined;
   let inner = h;

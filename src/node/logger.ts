@@ -1,10 +1,7 @@
 import pino, { type Logger } from 'pino';
+import type { LogLevel } from '../config.js';
 
 export type { Logger } from 'pino';
-
-/** The levels `LOG_LEVEL` accepts (pino's, plus `silent`). */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
  * One node's log: JSON lines on stderr (a spawned node writes stderr to its node.log), each with an ISO

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/app.js';
-import { peerToken } from '../api/auth.js';
 import type { NodeConfig } from '../config.js';
+import { peerToken } from '../core/api-tokens.js';
 import { type ClusterFacts, clusterChanges } from '../core/cluster-changes.js';
 import { Freshness } from '../core/freshness.js';
 import { catchUpGap, type Readiness, readiness } from '../core/readiness.js';
@@ -252,7 +252,7 @@ export class LagoonNode {
         }),
         topicProblem: () => this.topicProblem,
         readiness: () => this.readiness(),
-        stopping: () => this.state === 'stopping' || this.state === 'stopped',
+        stopping: () => this.stopping,
         logger: this.log,
         observe: {
           write: (op, result, s) => this.metrics.writes.observe({ op, result }, s),
@@ -296,7 +296,7 @@ export class LagoonNode {
   readiness(): Readiness {
     const r = this.replica;
     return readiness({
-      stopping: this.state === 'stopping' || this.state === 'stopped',
+      stopping: this.stopping,
       hasReplica: r !== undefined,
       replicaState: r?.state ?? 'none',
       replicaProblem: r?.problem,
@@ -312,9 +312,19 @@ export class LagoonNode {
     return catchUpGap(
       this.config.partitions,
       this.monitor.snapshot().partitions,
-      this.store.appliedOffsets(),
+      this.appliedNow(),
       r.joinedAt,
     );
+  }
+
+  /** Applied offsets as the replica last reported them (OffsetWatch, in memory: no SQLite query per refresh). */
+  private appliedNow(): Map<number, number> {
+    return new Map(Array.from({ length: this.config.partitions }, (_, p) => [p, this.watch.applied(p)]));
+  }
+
+  /** Shutting down or shut down: readiness false, new requests turned away, loops stop rescheduling. */
+  private get stopping(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
   }
 
   /**
@@ -337,7 +347,7 @@ export class LagoonNode {
       this.caughtUpAt = Date.now();
       this.logNode('caught_up', {
         afterJoinMs: this.caughtUpAt - this.replica.joinedAt,
-        applied: Object.fromEntries(this.store.appliedOffsets()),
+        applied: Object.fromEntries(this.appliedNow()),
       });
     }
   }
@@ -441,7 +451,7 @@ export class LagoonNode {
       ...(this.config.kafka.sasl ? { sasl: this.config.kafka.sasl } : {}),
     });
     let delay = 250;
-    while (this.state !== 'stopping' && this.state !== 'stopped') {
+    while (!this.stopping) {
       try {
         const a = client.admin();
         await a.connect();
@@ -477,7 +487,7 @@ export class LagoonNode {
   private scheduleTopicCheck(client: ReturnType<typeof kafkaClient>, everyMs = 5000): void {
     clearTimeout(this.topicTimer);
     this.topicTimer = setTimeout(async () => {
-      if (this.state === 'stopping' || this.state === 'stopped') return;
+      if (this.stopping) return;
       const a = client.admin();
       try {
         await a.connect();
@@ -503,8 +513,7 @@ export class LagoonNode {
       } finally {
         await a.disconnect().catch(() => {});
       }
-      const state = this.state as NodeState; // changes while awaiting
-      if (state !== 'stopping' && state !== 'stopped') this.scheduleTopicCheck(client, everyMs);
+      if (!this.stopping) this.scheduleTopicCheck(client, everyMs);
     }, everyMs);
     this.topicTimer.unref();
   }

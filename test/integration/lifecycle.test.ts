@@ -1,58 +1,13 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/kafka.js';
-import { digestsAgree, http, kvUrl, type NodeProc, startNodes } from '../support/nodes.js';
+import { digestsAgree, http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js';
 
 /**
  * A node's life under write load: SIGTERM stops it in order and within its bound, losing no acknowledged write;
  * SIGKILL at random points, twenty times over, never leaves its replica different from the others'. Both
  * through real `lagoon node` processes on the shared test cluster.
  */
-
-/** PUTs of unique keys through the given nodes, `concurrency` at a time; remembers which were acknowledged. */
-function uniqueWrites(targets: () => NodeProc[], prefix: string, concurrency: number) {
-  let running = true;
-  let paused = false;
-  let seq = 0;
-  const acked = new Map<string, number>();
-  const outcomes = new Map<string, number>();
-  const loop = async (lane: number) => {
-    while (running) {
-      if (paused) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      const nodes = targets();
-      const node = nodes[lane % nodes.length]!;
-      const n = seq++;
-      const key = `${prefix}-${n}`;
-      try {
-        const r = await http('PUT', kvUrl(node, key), { body: { n }, timeoutMs: 15_000 });
-        const tag = r.status === 200 ? 'ok' : `${r.status} ${r.body?.code ?? ''}`;
-        outcomes.set(tag, (outcomes.get(tag) ?? 0) + 1);
-        if (r.status === 200) acked.set(key, n);
-      } catch {
-        outcomes.set('no answer', (outcomes.get('no answer') ?? 0) + 1);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
-  const done = Promise.all(Array.from({ length: concurrency }, (_, i) => loop(i)));
-  return {
-    acked,
-    outcomes,
-    pause: () => {
-      paused = true;
-    },
-    resume: () => {
-      paused = false;
-    },
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
 
 /** Acknowledged keys that `node` lacks or holds another value for (a strong scan: after everything acknowledged). */
 async function missingOn(node: NodeProc, prefix: string, acked: Map<string, number>): Promise<string[]> {
@@ -91,7 +46,7 @@ describe('node lifecycle under write load', () => {
     cleanups.push(stopAll);
     const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
     // Load through the node that will stop, and through another one.
-    const load = uniqueWrites(() => [a, b], 'term', 8);
+    const load = writeLoop(() => [a, b], { prefix: 'term', concurrency: 8, timeoutMs: 15_000 });
     await eventually('writes acknowledged through the node to stop', () =>
       [...load.acked.keys()].filter((k) => k.startsWith('term')).length >= 100 ? true : undefined,
     );
@@ -163,7 +118,7 @@ describe('node lifecycle under write load', () => {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
     // Writes through all three: the killed node's own in-flight writes are cut off too (their outcome unknown).
-    const load = uniqueWrites(() => [a, b, c], 'kill', 6);
+    const load = writeLoop(() => [a, b, c], { prefix: 'kill', concurrency: 6, timeoutMs: 15_000 });
     for (let round = 1; round <= 20; round++) {
       load.resume();
       const afterMs = 100 + Math.floor(random() * 2400);

@@ -152,38 +152,55 @@ export async function digestsAgree(nodes: NodeProc[]): Promise<boolean> {
 }
 
 /**
- * `concurrency` loops of PUTs to one node until stopped, over `keys` keys named `<prefix>-<n>`: enough load
- * that a stopped replica's lag grows by hundreds of records within seconds. Failures (a fault on purpose)
- * only slow a loop down. Pausable, so "caught up" can mean exactly 0.
+ * `concurrency` loops of PUTs until stopped: enough load that a stopped replica's lag grows by hundreds of records
+ * within seconds. Over `keys` keys named `<prefix>-<n % keys>`, or, without `keys`, a new key `<prefix>-<n>` per
+ * write — then `acked` says exactly which writes were acknowledged (key → n). `target` is one node, or a function
+ * giving the nodes to spread over (loop i writes to node i mod count, asked again before every write). Failures
+ * (a fault on purpose) only slow a loop down and are counted in `outcomes`. Pausable, so "caught up" can mean
+ * exactly 0.
  */
-export function writeLoop(node: NodeProc, opts: { prefix: string; keys: number; concurrency: number }) {
+export function writeLoop(
+  target: NodeProc | (() => NodeProc[]),
+  opts: { prefix: string; keys?: number; concurrency: number; timeoutMs?: number },
+) {
+  const targets = typeof target === 'function' ? target : () => [target];
   let running = true;
   let paused = false;
   let ok = 0;
   let i = 0;
-  const loop = async () => {
+  const acked = new Map<string, number>();
+  const outcomes = new Map<string, number>();
+  const count = (tag: string) => outcomes.set(tag, (outcomes.get(tag) ?? 0) + 1);
+  const loop = async (lane: number) => {
     while (running) {
       if (paused) {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
+      const nodes = targets();
+      const node = nodes[lane % nodes.length]!;
       const n = i++;
+      const key = `${opts.prefix}-${opts.keys === undefined ? n : n % opts.keys}`;
       try {
-        const r = await http('PUT', kvUrl(node, `${opts.prefix}-${n % opts.keys}`), {
-          body: { n },
-          timeoutMs: 5000,
-        });
-        if (r.status === 200) ok++;
+        const r = await http('PUT', kvUrl(node, key), { body: { n }, timeoutMs: opts.timeoutMs ?? 5000 });
+        count(r.status === 200 ? 'ok' : `${r.status} ${r.body?.code ?? ''}`);
+        if (r.status === 200) {
+          ok++;
+          acked.set(key, n);
+        }
       } catch {
+        count('no answer');
         await new Promise((r) => setTimeout(r, 100));
       }
     }
   };
-  const done = Promise.all(Array.from({ length: opts.concurrency }, loop));
+  const done = Promise.all(Array.from({ length: opts.concurrency }, (_, lane) => loop(lane)));
   return {
     get ok() {
       return ok;
     },
+    acked,
+    outcomes,
     pause: () => {
       paused = true;
     },

@@ -2,18 +2,12 @@ import { inspect } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../../src/api/app.js';
-import {
-  bearerCredential,
-  matchToken,
-  parseApiTokens,
-  peerToken,
-  ROUTE_SCOPES,
-  requiredScope,
-} from '../../../src/api/auth.js';
+import { bearerCredential, ROUTE_SCOPES, requiredScope } from '../../../src/api/auth.js';
 import type { ApiDeps } from '../../../src/api/deps.js';
 import { openApiDocument } from '../../../src/api/openapi.js';
 import { nodeConfigFrom } from '../../../src/cli/node.js';
 import { nodeEnv, parseNodeConfig } from '../../../src/config.js';
+import { matchToken, parseApiTokens, peerToken } from '../../../src/core/api-tokens.js';
 import { dashboardAssets, dashboardRoutes } from '../../../src/dashboard/routes.js';
 import type { EventLog } from '../../../src/lag/events.js';
 import type { LagHistory } from '../../../src/lag/history.js';
