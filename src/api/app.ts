@@ -2,7 +2,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { LagoonError } from '../errors.js';
 import { authHook } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { jsonBodyParser, limitHeaderCount, routerLimits, serverLimits } from './limits.js';
+import {
+  jsonBodyParser,
+  limitHeaderCount,
+  lingerOnUnreadBody,
+  routerLimits,
+  serverLimits,
+} from './limits.js';
 import { errorHandler } from './problem.js';
 import { adminRoutes } from './routes-admin.js';
 import { batchRoutes } from './routes-batch.js';
@@ -28,6 +34,7 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
   });
   app.setErrorHandler(errorHandler);
   limitHeaderCount(app);
+  lingerOnUnreadBody(app);
   // Graceful shutdown: once the node is stopping, in-flight requests finish but new ones are turned away at once
   // (retryable, definite: nothing was done), so a client or balancer moves to another node.
   app.addHook('onRequest', async (req, reply) => {

@@ -163,6 +163,42 @@ export function limitHeaderCount(app: FastifyInstance): void {
   });
 }
 
+/** How long a connection answered before its body was read keeps discarding what the client still sends. */
+const LINGER_MS = 5_000;
+
+/**
+ * Lingering close, for answers sent before the request's body was read (413 over the limit, 415, 401/403, 503
+ * node_stopping). Node would close such a socket with the unread body still in its receive buffer; the kernel
+ * answers that with a reset, which can reach the client while it is still sending, before it has read the
+ * answer: it then sees "connection reset" instead of the 413. Instead the answer ends with `Connection: close`,
+ * the socket half-closes after it, discards whatever still arrives, and closes once the client has closed its
+ * side, or after LINGER_MS at the latest.
+ */
+export function lingerOnUnreadBody(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (req.raw.complete) return payload;
+    reply.header('Connection', 'close');
+    lingerOnClose(req.raw.socket);
+    return payload;
+  });
+}
+
+function lingerOnClose(socket: Socket): void {
+  // Node's HTTP server ends a `Connection: close` exchange with socket.destroySoon(): end, then destroy once the
+  // answer is flushed. This one socket ends the same way but destroys only when the client is done sending.
+  const s = socket as Socket & { destroySoon?: () => void };
+  if (typeof s.destroySoon !== 'function') return;
+  s.destroySoon = () => {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('end', () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.end();
+    socket.resume();
+  };
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const CHARSET_RE = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
 

@@ -70,26 +70,54 @@ export interface EndView {
 }
 
 /**
- * What keeps a replica that joined its group at `joinedAt` from being caught up: every partition must have an
- * end offset read after the join, and the replica's applied offset must have reached it. undefined = caught up.
+ * The catch-up target of one join: per partition, the first end offset read after the replica joined its group
+ * (`joinedAt`). Later reads do not move it: under a steady write load the log's end always runs a few records
+ * ahead of what the replica has applied, so "applied has reached the latest end" may never be true at any one
+ * moment, while "applied has reached the end as it was when the replica joined" is reached once it has
+ * replayed what it missed. A new join starts a new target.
+ */
+export interface CatchUpTarget {
+  joinedAt: number;
+  ends: ReadonlyMap<number, number>;
+}
+
+/** The target after a refresh of the ends: kept as it is, completed with partitions seen for the first time. */
+export function latchTarget(
+  prev: CatchUpTarget | undefined,
+  ends: ReadonlyArray<EndView | undefined>,
+  joinedAt: number,
+): CatchUpTarget {
+  const kept = prev !== undefined && prev.joinedAt === joinedAt ? prev.ends : new Map<number, number>();
+  if (joinedAt <= 0) return { joinedAt, ends: kept };
+  let next: Map<number, number> | undefined;
+  for (const e of ends) {
+    if (!e || e.observedAt < joinedAt || kept.has(e.partition) || next?.has(e.partition)) continue;
+    next ??= new Map(kept);
+    next.set(e.partition, e.endOffset);
+  }
+  return next === undefined && prev?.joinedAt === joinedAt ? prev : { joinedAt, ends: next ?? kept };
+}
+
+/**
+ * What keeps a replica from being caught up with `target`: every partition must have an end offset read after
+ * the join, and the replica's applied offset must have reached it. undefined = caught up.
  */
 export function catchUpGap(
   partitions: number,
-  ends: ReadonlyArray<EndView | undefined>,
+  target: CatchUpTarget,
   applied: ReadonlyMap<number, number>,
-  joinedAt: number,
 ): string | undefined {
-  if (joinedAt <= 0) return 'has not joined its consumer group yet';
+  if (target.joinedAt <= 0) return 'has not joined its consumer group yet';
   const behind: string[] = [];
   let unknown = 0;
   for (let p = 0; p < partitions; p++) {
-    const end = ends.find((e) => e?.partition === p);
-    if (!end || end.observedAt < joinedAt) {
+    const end = target.ends.get(p);
+    if (end === undefined) {
       unknown++;
       continue;
     }
     const at = applied.get(p) ?? 0;
-    if (at < end.endOffset) behind.push(`partition ${p} at ${at} of ${end.endOffset}`);
+    if (at < end) behind.push(`partition ${p} at ${at} of ${end}`);
   }
   if (unknown > 0) return `the log's end of ${unknown} partition(s) is not known yet`;
   if (behind.length > 0) {

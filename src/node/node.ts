@@ -6,7 +6,7 @@ import type { NodeConfig } from '../config.js';
 import { peerToken } from '../core/api-tokens.js';
 import { type ClusterFacts, clusterChanges } from '../core/cluster-changes.js';
 import { Freshness } from '../core/freshness.js';
-import { catchUpGap, type Readiness, readiness } from '../core/readiness.js';
+import { type CatchUpTarget, catchUpGap, latchTarget, type Readiness, readiness } from '../core/readiness.js';
 import { topicTag } from '../core/session.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { EventLog } from '../lag/events.js';
@@ -48,6 +48,8 @@ export class LagoonNode {
   state: NodeState = 'starting';
   /** When the replica first caught up with the log's end after joining its group (0: not yet). */
   private caughtUpAt = 0;
+  /** The log's end as first read after the replica's join: what it must reach to be caught up (readiness). */
+  private catchUpTarget: CatchUpTarget | undefined;
   /** What the last monitor refresh showed, to log what changed. */
   private lastFacts: ClusterFacts | undefined;
   private readonly store: ReplicaStore;
@@ -309,12 +311,8 @@ export class LagoonNode {
   private catchUpGap(): string | undefined {
     const r = this.replica;
     if (!r) return undefined;
-    return catchUpGap(
-      this.config.partitions,
-      this.monitor.snapshot().partitions,
-      this.appliedNow(),
-      r.joinedAt,
-    );
+    this.catchUpTarget = latchTarget(this.catchUpTarget, this.monitor.snapshot().partitions, r.joinedAt);
+    return catchUpGap(this.config.partitions, this.catchUpTarget, this.appliedNow());
   }
 
   /** Applied offsets as the replica last reported them (OffsetWatch, in memory: no SQLite query per refresh). */

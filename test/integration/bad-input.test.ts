@@ -498,6 +498,11 @@ describe('bad input: a 4xx problem+json with a stable code, and nothing changed'
     // The node is not polluted either: an unrelated object read afterwards has no stray members.
     const st = await http('GET', `${node.url}/v1/status`);
     expect(st.body.admin).toBeUndefined();
+    // The batch's commit markers follow its records in the log: the replica moves its applied offsets past them
+    // after the records themselves (waitApplied). A strong scan waits until every partition's applied offset
+    // reached the log's end, markers included, so the digest taken now is the one nothing but a write can move.
+    const settled = await http('GET', `${node.url}/v1/kv?consistency=strong&limit=1`, { timeoutMs: 60_000 });
+    expect(settled.status, JSON.stringify(settled.body)).toBe(200);
     before = await digestOf(node);
   });
 
