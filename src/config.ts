@@ -90,6 +90,23 @@ export const NodeConfigSchema = z.object({
     .min(WID_WINDOW_MS)
     .max(366 * 24 * 3600 * 1000)
     .default(BOOKKEEPING_RETENTION_MS),
+  /**
+   * The topic's retention (`retention.ms` of a topic this node creates; `lagoon up --retention`): records older
+   * than this are deleted from the log. A replica can be rebuilt only from a snapshot younger than it.
+   */
+  retentionMs: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .max(100 * 366 * 24 * 3600 * 1000)
+    .default(DEFAULTS.retentionMs),
+  /** How often the node snapshots its replica (and the snapshots it keeps); see retention safety below. */
+  snapshotIntervalMs: z.coerce.number().int().min(500).default(DEFAULTS.snapshotIntervalMs),
+  snapshotKeep: z.coerce.number().int().min(1).max(1000).default(3),
+  /** Where snapshots are kept; default: `snapshots/` next to `db`. */
+  snapshotDir: z.string().min(1).optional(),
+  /** `--bootstrap`: install a peer's snapshot at start even if the store is not empty (when it is newer). */
+  bootstrap: z.boolean().default(false),
   /** LOG_LEVEL: the node's structured log (state changes at info; per-request lines at debug). */
   logLevel: z.enum(LOG_LEVELS).default('info'),
   /**
@@ -129,6 +146,21 @@ export const NodeConfigSchema = z.object({
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 
+/**
+ * Retention safety: a replica can be rebuilt as long as some snapshot is younger than the log's retention (the
+ * log still holds everything after its offsets). The newest snapshot is at most one interval old, and one
+ * snapshot may fail: the interval must be at most half the retention.
+ */
+export function retentionProblem(
+  c: Pick<NodeConfig, 'retentionMs' | 'snapshotIntervalMs'>,
+): string | undefined {
+  if (c.snapshotIntervalMs * 2 <= c.retentionMs) return undefined;
+  return (
+    `snapshots every ${c.snapshotIntervalMs} ms cannot keep one younger than the log's retention of ${c.retentionMs} ms ` +
+    '(the interval must be at most half the retention): lower LAGOON_SNAPSHOT_INTERVAL_MS or raise --retention'
+  );
+}
+
 /** Parses raw options (CLI flags merged over LAGOON_* env) into a NodeConfig, or throws a readable error. */
 export function parseNodeConfig(raw: unknown): NodeConfig {
   const r = NodeConfigSchema.safeParse(raw);
@@ -136,6 +168,8 @@ export function parseNodeConfig(raw: unknown): NodeConfig {
     const msg = r.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
     throw new LagoonError('bad_config', `Invalid node configuration: ${msg}`);
   }
+  const unsafe = retentionProblem(r.data);
+  if (unsafe !== undefined) throw new LagoonError('bad_config', `Invalid node configuration: ${unsafe}`);
   return r.data;
 }
 
@@ -157,6 +191,10 @@ export function nodeEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     writeMode: pick('LAGOON_WRITE_MODE'),
     outboxMax: pick('LAGOON_OUTBOX_MAX'),
     bookkeepingRetentionMs: pick('LAGOON_BOOKKEEPING_RETENTION_MS'),
+    retentionMs: pick('LAGOON_RETENTION_MS'),
+    snapshotIntervalMs: pick('LAGOON_SNAPSHOT_INTERVAL_MS'),
+    snapshotKeep: pick('LAGOON_SNAPSHOT_KEEP'),
+    snapshotDir: pick('LAGOON_SNAPSHOT_DIR'),
     apiTokens: pick('LAGOON_API_TOKENS'),
     logLevel: pick('LOG_LEVEL')?.toLowerCase(),
     shutdownTimeoutMs: pick('LAGOON_SHUTDOWN_TIMEOUT_MS'),

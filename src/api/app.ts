@@ -13,6 +13,7 @@ import { errorHandler } from './problem.js';
 import { adminRoutes } from './routes-admin.js';
 import { batchRoutes } from './routes-batch.js';
 import { kvRoutes } from './routes-kv.js';
+import { snapshotRoutes } from './routes-snapshot.js';
 
 /** Builds the node's HTTP API (not listening yet). Every route validates with zod; errors leave as problem+json. */
 export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void): FastifyInstance {
@@ -74,6 +75,7 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
   kvRoutes(app, deps);
   batchRoutes(app, deps);
   adminRoutes(app, deps);
+  snapshotRoutes(app, deps);
   extra?.(app);
   return app;
 }

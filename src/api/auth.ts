@@ -56,6 +56,10 @@ export const ROUTE_SCOPES: Readonly<Record<string, 'open' | Scope>> = {
   'GET /v1/lag/history': 'read',
   'GET /v1/events': 'read',
   'GET /metrics': 'read',
+  // A snapshot is the whole store: what `read` may see anyway, all at once (peers bootstrap with their read token).
+  'GET /v1/snapshot': 'read',
+  'GET /v1/snapshots': 'read',
+  'POST /v1/snapshots': 'admin',
   'GET /openapi.json': 'read',
   'GET /docs': 'read',
   'PUT /v1/kv/:key': 'write',

@@ -1,12 +1,14 @@
 import type { NodeConfig } from '../config.js';
 import type { Freshness } from '../core/freshness.js';
 import type { Readiness } from '../core/readiness.js';
+import type { LagoonError } from '../errors.js';
 import type { BatchWriter } from '../log/batch-writer.js';
 import type { ClusterMonitor } from '../log/monitor.js';
 import type { GateRefusal, Writer } from '../log/writer.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { OffsetWatch } from '../store/offset-watch.js';
 import type { ReplicaStore } from '../store/replica-store.js';
+import type { SnapshotKeeper } from '../store/snapshot-keeper.js';
 
 /** What the HTTP API is given by the composition root. It never sees the replica itself: they meet in SQLite. */
 export interface ApiDeps {
@@ -40,6 +42,13 @@ export interface ApiDeps {
     /** Records found in a partition their key does not belong to (neutralised as invalid_record). */
     misrouted?: { count: number; last: string | undefined } | undefined;
   };
+  /**
+   * Why this replica serves nothing from `partitions` now, if so: 503 `replica_bootstrapping` while it installs a
+   * snapshot, 503 `replica_gap` for a partition whose records were deleted before it applied them.
+   */
+  servingRefusal?: (partitions: number[]) => LagoonError | undefined;
+  /** Snapshots of this replica (GET /v1/snapshot); absent on an `api` node. */
+  snapshots?: SnapshotKeeper;
   /** Why this node takes no writes because of its topic (unchecked, missing or unsafe), if so. */
   topicProblem?: () => string | undefined;
   /** True once the node began shutting down: new requests are turned away (503 node_stopping). */

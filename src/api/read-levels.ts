@@ -45,6 +45,10 @@ export async function admitRead(
   partitions: number[],
   token: Map<number, number>,
 ): Promise<void> {
+  // A replica installing a snapshot, or one with records of these partitions deleted before it applied them (a
+  // GAP), holds a partial store: nothing of it is served, at any level, eventual included.
+  const refusal = deps.servingRefusal?.(partitions);
+  if (refusal !== undefined) throw refusal;
   const timeoutMs = params.timeoutMs ?? deps.config.readTimeoutMs;
   // A replica that refused its log (another topic or cluster, or a log that ends below its offsets) still
   // holds old data: never served as current. Eventual reads may see it; they promise nothing more.

@@ -27,6 +27,14 @@ export const ReadQuery = z
   })
   .strict();
 
+export const SnapshotQuery = z
+  .object({
+    maxAgeMs: intString(0, Number.MAX_SAFE_INTEGER)
+      .optional()
+      .describe('serve the newest snapshot no older than this (ms); none that young: one is taken now'),
+  })
+  .strict();
+
 export const ScanQuery = ReadQuery.extend({
   // The patterns document what the handler checks (a key's rules; a cursor this API handed out).
   prefix: z

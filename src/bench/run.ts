@@ -111,6 +111,17 @@ export async function benchCommand(args: string[], io: CliIo): Promise<number> {
     await runNoopServer(Number(opt('port') ?? 38_500));
     await new Promise(() => {}); // serves until SIGTERM
   }
+  if (args[0] === 'rebuild') {
+    const { measureRebuild } = await import('./rebuild.js');
+    const r = await measureRebuild({ keys: Number(opt('keys') ?? 1_000_000) });
+    io.out(
+      `Rebuilding a replica of ${r.keys} keys (${r.partitions} partitions): from the log alone ${r.fromLogS} s; ` +
+        `from a snapshot ${r.fromSnapshotS} s (receive + verify ${r.receiveVerifyS} s, install ${r.installS} s, ` +
+        `tail of ${r.tailRecords} records ${r.tailS} s); taking the snapshot ${r.snapshotS} s, ${r.snapshotBytes} bytes`,
+    );
+    io.out(JSON.stringify(r));
+    return 0;
+  }
   if (args[0] === 'apply') {
     const r = measureApplyRate({ records: Number(opt('records') ?? 200_000) });
     io.out(

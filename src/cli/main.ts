@@ -7,8 +7,11 @@ import { kafkaCommand } from './kafka.js';
 const HELP = `lagoon — an eventually consistent key-value store on Apache Kafka and SQLite
 
 Usage:
-  lagoon up [--brokers 3|1] [--nodes 3] [--partitions 6] [--data-dir .lagoon] [--kafka LIST]
+  lagoon up [--brokers 3|1] [--nodes 3] [--partitions 6] [--data-dir .lagoon] [--kafka LIST] [--retention 7d]
   lagoon node --id ID --port N [--kafka LIST] [--db PATH] [--role api|replica|all] [--peers URL,…] [--events-file F]
+              [--retention 7d] [--bootstrap]
+  lagoon node remove ID [--kafka LIST] [--topic T]   delete a removed node's consumer group (refused while active)
+  lagoon snapshot create|list [--node URL]          take or list a node's snapshots (default http://127.0.0.1:8081)
   lagoon kafka fetch|start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
   lagoon chaos SCENARIO|all [--seed N] [--duration S] [--rate R] [--attach] [--out DIR]   (lagoon chaos --help)
   lagoon bench [...]
@@ -50,6 +53,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         topic: { type: 'string' },
         peers: { type: 'string' },
         'events-file': { type: 'string' },
+        retention: { type: 'string' },
+        bootstrap: { type: 'boolean' },
+        node: { type: 'string' },
         seed: { type: 'string' },
         duration: { type: 'string' },
         rate: { type: 'string' },
@@ -85,8 +91,16 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         return await upCommand(values, io);
       }
       case 'node': {
+        if (sub === 'remove') {
+          const { nodeRemoveCommand } = await import('./membership.js');
+          return await nodeRemoveCommand(positionals[2], values, io);
+        }
         const { nodeCommand } = await import('./node.js');
         return await nodeCommand(values, io);
+      }
+      case 'snapshot': {
+        const { snapshotCommand } = await import('./snapshot.js');
+        return await snapshotCommand(sub, values, io);
       }
       case 'chaos': {
         const { chaosCommand } = await import('./chaos.js');

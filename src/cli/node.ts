@@ -3,6 +3,7 @@ import { nodeEnv, parseNodeConfig } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import { LagoonError } from '../errors.js';
 import { LagoonNode } from '../node/node.js';
+import { durationFlag } from './args.js';
 import type { CliIo } from './io.js';
 
 export interface NodeFlags {
@@ -16,6 +17,8 @@ export interface NodeFlags {
   'data-dir'?: string | undefined;
   peers?: string | undefined;
   'events-file'?: string | undefined;
+  retention?: string | undefined;
+  bootstrap?: boolean | undefined;
 }
 
 /** Builds a node's config from flags over LAGOON_* env over defaults. */
@@ -44,6 +47,8 @@ export function nodeConfigFrom(flags: NodeFlags, env: NodeJS.ProcessEnv) {
     kafka: { brokers, ssl: e.ssl, ...(sasl ? { sasl } : {}) },
     peers: flags.peers ? flags.peers.split(',').filter(Boolean) : [],
     eventsFile: flags['events-file'],
+    ...(flags.retention !== undefined ? { retentionMs: durationFlag('retention', flags.retention) } : {}),
+    bootstrap: flags.bootstrap ?? false,
   });
 }
 

@@ -8,7 +8,7 @@ import { LagoonError } from '../errors.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
 import { spawnNode, waitNodeReady } from '../node/spawn.js';
-import { intFlag } from './args.js';
+import { durationFlag, intFlag } from './args.js';
 import type { CliIo } from './io.js';
 
 export interface UpFlags {
@@ -20,6 +20,7 @@ export interface UpFlags {
   port?: string | undefined;
   topic?: string | undefined;
   'kafka-port'?: string | undefined;
+  retention?: string | undefined;
 }
 
 /**
@@ -32,6 +33,7 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
   const partitions = intFlag('partitions', flags.partitions, DEFAULTS.partitions, 1, 1000);
   const basePort = intFlag('port', flags.port, DEFAULTS.apiPort, 1, 65000);
   const topic = flags.topic ?? DEFAULTS.topic;
+  const retentionMs = durationFlag('retention', flags.retention) ?? DEFAULTS.retentionMs;
   // The nodes inherit this environment, LAGOON_API_TOKENS with it: refuse a malformed list before starting anything
   // (the message names entries by position, never their values).
   const tokens = parseApiTokens(process.env.LAGOON_API_TOKENS);
@@ -98,8 +100,11 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
         partitions,
         replicationFactor: rf,
         minInsyncReplicas: minIsr,
+        retentionMs,
       });
-      io.err(`Topic ${topic}: ${how} (${partitions} partitions, RF ${rf}, min.insync.replicas ${minIsr})`);
+      io.err(
+        `Topic ${topic}: ${how} (${partitions} partitions, RF ${rf}, min.insync.replicas ${minIsr}, retention ${retentionMs} ms for a topic created now)`,
+      );
     } finally {
       await admin.disconnect();
     }
@@ -123,7 +128,15 @@ export async function upCommand(flags: UpFlags, io: CliIo): Promise<number> {
         },
         {
           logFile,
-          env: { LAGOON_REPLICATION_FACTOR: String(rf), LAGOON_MIN_INSYNC_REPLICAS: String(minIsr) },
+          env: {
+            LAGOON_REPLICATION_FACTOR: String(rf),
+            LAGOON_MIN_INSYNC_REPLICAS: String(minIsr),
+            LAGOON_RETENTION_MS: String(retentionMs),
+            // Retention safety: a snapshot at least every half retention (unless set explicitly).
+            LAGOON_SNAPSHOT_INTERVAL_MS:
+              process.env.LAGOON_SNAPSHOT_INTERVAL_MS ??
+              String(Math.min(DEFAULTS.snapshotIntervalMs, Math.floor(retentionMs / 2))),
+          },
         },
       );
       child.once('exit', (code, sig) => {

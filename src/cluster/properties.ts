@@ -50,6 +50,9 @@ export function brokerProperties(cluster: ClusterLayout, broker: BrokerLayout): 
     'replica.lag.time.max.ms': 10000,
     'num.partitions': 1,
     'log.retention.hours': 168,
+    // How often brokers look for segments past their retention (Kafka's default: 5 min). A topic with a short
+    // retention (tests of gap detection and bootstrap) sees its records go within seconds; the check is cheap.
+    'log.retention.check.interval.ms': 5000,
   };
   return `${Object.entries(props)
     .map(([k, v]) => `${k}=${v}`)

@@ -3,19 +3,22 @@
  * Pure: samples and `now` are passed in; no I/O, no clock.
  *
  * Rules, in the order they are applied (the first that matches wins):
- *  1. no samples                                  → WARN  "no samples"
- *  2. applied offset went backwards in the window → REWIND
- *  3. newest sample older than stopAfterMs        → STOP  (data stopped arriving)
- *  4. a single sample                             → OK if its lag is 0, else WARN "not enough samples"
+ *  1. newest sample's applied offset below its log start offset → GAP
+ *     (records the replica never applied were deleted by retention: it serves nothing from the
+ *     partition until it is rebuilt from a peer's snapshot; applied == log start is not a gap)
+ *  2. no samples                                  → WARN  "no samples"
+ *  3. applied offset went backwards in the window → REWIND
+ *  4. newest sample older than stopAfterMs        → STOP  (data stopped arriving)
+ *  5. a single sample                             → OK if its lag is 0, else WARN "not enough samples"
  *     (one point shows neither progress nor trend; a lag with no history is worth a look, not an alarm)
- *  5. lag 0 at the newest sample                  → OK    (caught up, moving or not)
- *  6. applied offset unchanged while lag > 0:
+ *  6. lag 0 at the newest sample                  → OK    (caught up, moving or not)
+ *  7. applied offset unchanged while lag > 0:
  *       no progress and no commit for ≥ stopAfterMs, and not known alive → STOP
  *       unchanged for ≥ stopAfterMs but commits move / known alive        → STALL
  *       unchanged for ≥ stuckWarnMs while the end offset grows              → WARN (early)
  *       unchanged across the whole window but for less than stopAfterMs    → WARN
- *  7. offsets advance but lag grows across the window (nearly every step up, or a clear margin) → WARN
- *  8. otherwise (offsets advance, lag shrinking or roughly flat)          → OK
+ *  8. offsets advance but lag grows across the window (nearly every step up, or a clear margin) → WARN
+ *  9. otherwise (offsets advance, lag shrinking or roughly flat)          → OK
  */
 import type { LagStatus } from '../lag/types.js';
 
@@ -26,6 +29,11 @@ export interface LagSample {
   appliedOffset: number;
   /** High watermark of the partition. */
   endOffset: number;
+  /**
+   * Log start offset of the partition (earliest offset still in the log), if known. An applied offset
+   * below it means records this replica never applied were deleted → GAP.
+   */
+  logStartOffset?: number | undefined;
   /** ms of the last commit / apply progress seen from the replica, if known. */
   committedAt?: number | undefined;
   /** Whether the replica is known to be alive (e.g. its consumer group has live members), if known. */
@@ -53,8 +61,8 @@ export const DEFAULT_STOP_AFTER_MS = 5_000;
 export const DEFAULT_WARN_GROWTH_RECORDS = 100;
 export const DEFAULT_STUCK_WARN_MS = 1000;
 
-/** Severity order: OK < WARN < STALL < STOP < REWIND. */
-export const LAG_STATUS_ORDER: readonly LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND'];
+/** Severity order: OK < WARN < STALL < STOP < REWIND < GAP. */
+export const LAG_STATUS_ORDER: readonly LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND', 'GAP'];
 
 export function statusRank(s: LagStatus): number {
   return LAG_STATUS_ORDER.indexOf(s);
@@ -65,6 +73,20 @@ export function worstStatus(list: Iterable<LagStatus>): LagStatus {
   let worst: LagStatus = 'OK';
   for (const s of list) if (statusRank(s) > statusRank(worst)) worst = s;
   return worst;
+}
+
+/**
+ * GAP check on one sample: the reason when its applied offset (next offset to apply) is below the log
+ * start offset, i.e. offsets applied … logStart − 1 were deleted before the replica applied them.
+ */
+export function gapOf(s: LagSample): string | undefined {
+  const start = s.logStartOffset;
+  if (start === undefined || !Number.isFinite(start) || !(s.appliedOffset < start)) return undefined;
+  const deleted =
+    start - 1 === s.appliedOffset
+      ? `offset ${s.appliedOffset} was deleted by retention before this replica applied it`
+      : `offsets ${s.appliedOffset}–${start - 1} were deleted by retention before this replica applied them`;
+  return `${deleted}; it serves nothing from this partition until it is rebuilt from a peer's snapshot`;
 }
 
 /** Records the replica has not applied yet; never negative. */
@@ -84,12 +106,17 @@ export function evaluateLag(
   const stuckWarnMs = options.stuckWarnMs ?? DEFAULT_STUCK_WARN_MS;
 
   const newest = samples[samples.length - 1];
+  // 1. GAP: the newest sample alone decides, whatever else the window shows.
+  const gap = newest && gapOf(newest);
+  if (gap) return { status: 'GAP', reason: gap };
+
+  // 2. No samples.
   if (!newest) return { status: 'WARN', reason: 'no samples' };
   const w = samples.filter((s) => s.at >= newest.at - windowMs);
   const first = w[0]!;
   const lag = sampleLag(newest);
 
-  // 2. REWIND: anywhere in the window.
+  // 3. REWIND: anywhere in the window.
   for (let i = 1; i < w.length; i++) {
     const a = w[i - 1]!;
     const b = w[i]!;
@@ -101,23 +128,23 @@ export function evaluateLag(
     }
   }
 
-  // 3. Data stopped arriving.
+  // 4. Data stopped arriving.
   const age = now - newest.at;
   if (age >= stopAfterMs) {
     return { status: 'STOP', reason: `no sample for ${secs(age)} (last lag ${lag} records)` };
   }
 
-  // 4. A single sample.
+  // 5. A single sample.
   if (w.length < 2) {
     return lag === 0
       ? { status: 'OK', reason: `caught up at offset ${newest.appliedOffset}` }
       : { status: 'WARN', reason: `not enough samples (lag ${lag} records)` };
   }
 
-  // 5. Caught up.
+  // 6. Caught up.
   if (lag === 0) return { status: 'OK', reason: `caught up at offset ${newest.appliedOffset}` };
 
-  // 6. Applied offset stuck while lag > 0. `run` = first sample of the trailing run at the newest offset.
+  // 7. Applied offset stuck while lag > 0. `run` = first sample of the trailing run at the newest offset.
   let run = w.length - 1;
   while (run > 0 && w[run - 1]!.appliedOffset === newest.appliedOffset) run--;
   const runSample = w[run]!;
@@ -168,7 +195,7 @@ export function evaluateLag(
     }
   }
 
-  // 7./8. Trend over the window while offsets advance.
+  // 8./9. Trend over the window while offsets advance.
   const first0 = sampleLag(first);
   const span = newest.at - first.at;
   const pairs = w.length - 1;

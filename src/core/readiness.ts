@@ -12,6 +12,10 @@ export interface ReadinessFacts {
   replicaProblem: { code: string; message: string } | undefined;
   replicaLastError: string | undefined;
   topicProblem: string | undefined;
+  /** Set while the replica installs a peer's snapshot. */
+  bootstrapping?: string | undefined;
+  /** Set while partitions have a gap (records deleted before the replica applied them). */
+  gaps?: string | undefined;
   /** undefined once caught up; otherwise what is still behind. */
   catchingUp: string | undefined;
 }
@@ -43,6 +47,22 @@ export function readiness(f: ReadinessFacts): Readiness {
     };
   }
   if (!f.hasReplica) return { ready: true };
+  if (f.bootstrapping !== undefined) {
+    return {
+      ready: false,
+      code: 'replica_bootstrapping',
+      reason: `The replica is being rebuilt: ${f.bootstrapping}`,
+      retryable: true,
+    };
+  }
+  if (f.gaps !== undefined) {
+    return {
+      ready: false,
+      code: 'replica_gap',
+      reason: `The replica serves nothing from partitions whose records were deleted by retention before it applied them (GAP): ${f.gaps}`,
+      retryable: true,
+    };
+  }
   if (f.replicaState !== 'running') {
     return {
       ready: false,

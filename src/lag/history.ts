@@ -1,4 +1,5 @@
 import type { LagoonEvent } from '../core/events.js';
+import { LAG_STATUS_ORDER } from '../core/lag-status.js';
 import type { LagReport, LagStatus } from './types.js';
 
 /**
@@ -95,7 +96,13 @@ export interface LagHistoryResponse extends HistoryColumns {
   windows: FaultWindow[];
 }
 
-const STATUS_CODES: readonly LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND'];
+/**
+ * A status is stored as its index in the severity order + 1 (0 = no replica in the slot), in the low 7
+ * bits. Derived from LAG_STATUS_ORDER so no status (GAP included) can be missing: one that were would
+ * be stored as 0 and its replica vanish from the history. The ring is in memory only: codes need not be
+ * stable across versions.
+ */
+const STATUS_CODES: readonly LagStatus[] = LAG_STATUS_ORDER;
 const ACTIVE_BIT = 0x80;
 
 /**

@@ -1,7 +1,9 @@
 import client from 'prom-client';
-import type { LagReport, LagStatus } from './types.js';
+import { LAG_STATUS_ORDER } from '../core/lag-status.js';
+import type { LagReport } from './types.js';
 
-const STATUSES: LagStatus[] = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND'];
+/** Every status, mild → severe: one `lagoon_lag_status` series each per replica partition. */
+const STATUSES = LAG_STATUS_ORDER;
 
 /**
  * Lag metrics under the names existing dashboards and alerts already use: the kafka_exporter family
@@ -101,7 +103,7 @@ export function registerLagMetrics(registry: client.Registry, report: () => LagR
   );
   gauge(
     'lagoon_lag_status',
-    'Burrow-style status per replica partition: 1 for the current status',
+    'Burrow-style status per replica partition, one series per status label: 1 for the current status, 0 for the others. status: OK, WARN (falling behind), STALL (alive but not moving), STOP (no progress, not alive), REWIND (applied offset went back), GAP (records it never applied were deleted by retention; serves nothing from the partition until rebuilt from a snapshot)',
     ['group', 'partition', 'status'],
     (g, r) => {
       for (const rep of r.replicas)

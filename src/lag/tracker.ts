@@ -56,6 +56,14 @@ export class LagTracker {
   private digests: LagReport['digests'] = { agree: null, nodes: [] };
   private timer: NodeJS.Timeout | undefined;
   private ticks = 0;
+  /**
+   * Log start offsets per partition as known at the start of the last tick, before any applied or
+   * committed offset was read: a replica that moves past the log start while the offsets are being
+   * read is not shown in GAP for it.
+   */
+  private logStarts: number[] = [];
+  /** The same, as known before the other replicas' committed offsets (`groups`) were last read. */
+  private groupLogStarts: number[] = [];
   private closed = false;
   private latest: LagReport;
 
@@ -94,8 +102,12 @@ export class LagTracker {
 
   private async tick(): Promise<void> {
     this.ticks++;
-    // Sampling order matters: applied and committed offsets first, end offsets after, so a lag
-    // figure is never smaller than the truth (end is read no earlier than the position it is compared with).
+    // Sampling order matters: log start offsets first (they only grow, so an earlier value is a lower
+    // bound: a replica found below it really missed deleted records), then applied and committed offsets,
+    // end offsets after, so a lag figure is never smaller than the truth (end is read no earlier than
+    // the position it is compared with).
+    const first = this.o.monitor.snapshot().partitions;
+    const logStarts = Array.from({ length: this.o.partitions }, (_, p) => first[p]?.logStartOffset ?? 0);
     const selfApplied = this.o.store.appliedOffsets();
     let view = this.o.monitor.snapshot();
     for (const p of view.partitions)
@@ -105,6 +117,7 @@ export class LagTracker {
       try {
         this.admin ??= await this.connectAdmin();
         this.groups = await groupOffsets(this.admin, this.o.topic, REPLICA_GROUP_PREFIX);
+        this.groupLogStarts = logStarts;
       } catch {
         const a = this.admin;
         this.admin = undefined;
@@ -126,6 +139,7 @@ export class LagTracker {
     for (const p of view.partitions)
       if (p) this.timelines[p.partition]?.observeEnd(p.endOffset, p.observedAt);
     if (this.ticks % 4 === 0) await this.refreshDigests();
+    this.logStarts = logStarts;
     this.latest = this.build(Date.now(), selfApplied);
   }
 
@@ -138,6 +152,8 @@ export class LagTracker {
   private build(now: number, selfApplied: Map<number, number>): LagReport {
     const view = this.o.monitor.snapshot();
     const ends = Array.from({ length: this.o.partitions }, (_, p) => view.partitions[p]?.endOffset ?? 0);
+    const starts = Array.from({ length: this.o.partitions }, (_, p) => this.logStarts[p] ?? 0);
+    const groupStarts = Array.from({ length: this.o.partitions }, (_, p) => this.groupLogStarts[p] ?? 0);
     const replicas: ReplicaLag[] = [];
     const progress = this.o.replicaProgressAt();
     replicas.push(
@@ -147,6 +163,7 @@ export class LagTracker {
         'self',
         true,
         ends,
+        starts,
         (p) => selfApplied.get(p) ?? 0,
         progress || undefined,
       ),
@@ -155,7 +172,16 @@ export class LagTracker {
       if (g.group === this.o.selfGroup) continue;
       const active = g.members > 0 && g.state === 'Stable';
       replicas.push(
-        this.replicaLag(now, g.group, 'kafka', active, ends, (p) => g.offsets.get(p) ?? 0, undefined),
+        this.replicaLag(
+          now,
+          g.group,
+          'kafka',
+          active,
+          ends,
+          groupStarts,
+          (p) => g.offsets.get(p) ?? 0,
+          undefined,
+        ),
       );
     }
     const sumEnd = ends.reduce((a, b) => a + b, 0);
@@ -193,12 +219,15 @@ export class LagTracker {
     source: 'self' | 'kafka',
     active: boolean,
     ends: number[],
+    logStarts: number[],
     appliedOf: (p: number) => number,
     progressAt: number | undefined,
   ): ReplicaLag {
     const partitions: PartitionLag[] = ends.map((endRaw, p) => {
       const applied = appliedOf(p);
-      const end = Math.max(endRaw, applied);
+      const logStart = logStarts[p] ?? 0;
+      // The log never ends before it starts: a log start read after the end offset still bounds it.
+      const end = Math.max(endRaw, applied, logStart);
       const key = `${group}/${p}`;
       let w = this.windows.get(key);
       if (!w) {
@@ -209,6 +238,7 @@ export class LagTracker {
         at: now,
         appliedOffset: applied,
         endOffset: end,
+        logStartOffset: logStart,
         active,
         ...(progressAt ? { committedAt: progressAt } : {}),
       });
@@ -217,6 +247,7 @@ export class LagTracker {
       return {
         partition: p,
         endOffset: end,
+        logStartOffset: logStart,
         appliedOffset: applied,
         lagRecords,
         lagSeconds: lagRecords === 0 ? 0 : (this.timelines[p]?.timeLagMs(applied, end, now) ?? 0) / 1000,

@@ -1,11 +1,21 @@
-/** Burrow-style evaluation of one replica-partition over a sliding window. */
-export type LagStatus = 'OK' | 'WARN' | 'STALL' | 'STOP' | 'REWIND';
+/**
+ * Burrow-style evaluation of one replica-partition over a sliding window, plus GAP: records this
+ * replica never applied were deleted from the log by retention (its applied offset is below the
+ * partition's log start offset), so it serves nothing from that partition until it is rebuilt from a
+ * peer's snapshot. Severity: OK < WARN < STALL < STOP < REWIND < GAP (LAG_STATUS_ORDER in core/lag-status).
+ */
+export type LagStatus = 'OK' | 'WARN' | 'STALL' | 'STOP' | 'REWIND' | 'GAP';
 
 /** Lag of one replica on one partition. */
 export interface PartitionLag {
   partition: number;
   /** High watermark (next offset to be written). */
   endOffset: number;
+  /**
+   * Log start offset (earliest offset still in Kafka; 0 until known). appliedOffset below it → status GAP.
+   * Optional so older reports (and peers) without it still parse.
+   */
+  logStartOffset?: number;
   /** Next offset the replica will apply (its own SQLite for this node; Kafka committed offset for others). */
   appliedOffset: number;
   /** endOffset − appliedOffset, never negative; 0 when nothing was ever written. */
@@ -28,7 +38,7 @@ export interface ReplicaLag {
   /** Largest lagRecords / lagSeconds over partitions. */
   maxLagRecords: number;
   maxLagSeconds: number;
-  /** Worst status over partitions (OK < WARN < STALL < STOP < REWIND). */
+  /** Worst status over partitions (OK < WARN < STALL < STOP < REWIND < GAP). */
   status: LagStatus;
 }
 

@@ -11,6 +11,13 @@ export interface PartitionView {
   isr: number[];
   /** High watermark: the next offset to be written (committed records end here). */
   endOffset: number;
+  /**
+   * Log start offset: the earliest offset still in the log (`low` of ListOffsets EARLIEST); records
+   * below it were deleted by retention (or DeleteRecords). 0 until first learned; a failed read keeps
+   * the last known value. May be read at another time than endOffset (see ClusterMonitor); as it only
+   * grows while the topic lives, a value read earlier is a lower bound of the current one.
+   */
+  logStartOffset: number;
   /** When the request that produced endOffset was *sent* (ms): everything acked before then is below it. */
   observedAt: number;
 }
@@ -23,10 +30,19 @@ export interface ClusterView {
   partitions: PartitionView[];
 }
 
+/** How often, at most, log start offsets are read when end offsets come from the raw high-watermark path. */
+export const DEFAULT_LOG_START_REFRESH_MS = 5_000;
+
 /**
- * Watches the Lagoon topic from one node: leaders, ISR and end offsets, refreshed on an interval.
- * Feeds the write gate, lag and staleness; and answers strong reads with an end offset read *after*
- * the read began (a fresh ListOffsets round, shared by reads that arrive together).
+ * Watches the Lagoon topic from one node: leaders, ISR, end offsets and log start offsets, refreshed on
+ * an interval. Feeds the write gate, lag (and its GAP status) and staleness; and answers strong reads
+ * with an end offset read *after* the read began (a fresh ListOffsets round, shared by reads that arrive
+ * together).
+ *
+ * Log start offsets move only when retention deletes a segment (or records are deleted), so with raw
+ * high watermarks they are read on the side — kafkajs's fetchTopicOffsets, at most every
+ * `logStartRefreshMs`, never awaited by a round — and strong reads pay nothing for them. Without raw
+ * high watermarks (SASL) the round's fetchTopicOffsets carries them (`low`) at no extra cost.
  *
  * Reachability is judged carefully, because it decides whether writes are refused at once: one failed
  * round (a request that went to a broker that just died) says nothing about the others. "No broker
@@ -50,6 +66,11 @@ export class ClusterMonitor {
   private nextRound: Promise<Map<number, PartitionView>> | undefined;
   private closed = false;
   private lastRoundAt = 0;
+  private readonly logStartRefreshMs: number;
+  /** Last known log start offset per partition (kept when a read fails). */
+  private readonly logStarts = new Map<number, number>();
+  private logStartAt = 0;
+  private logStartInFlight = false;
   private view: ClusterView = {
     reachable: false,
     brokers: [],
@@ -68,8 +89,11 @@ export class ClusterMonitor {
       bootstrap?: string[];
       onRefresh?: (view: ClusterView) => void;
       highWatermarks?: HighWatermarks;
+      /** With highWatermarks: how often, at most, log start offsets are read (default 5 s). */
+      logStartRefreshMs?: number;
     },
   ) {
+    this.logStartRefreshMs = opts.logStartRefreshMs ?? DEFAULT_LOG_START_REFRESH_MS;
     this.hw = opts.highWatermarks;
     this.bootstrap = opts.bootstrap ?? [];
     this.onRefresh = opts.onRefresh;
@@ -190,6 +214,47 @@ export class ClusterMonitor {
     await this.admin?.disconnect().catch(() => {});
   }
 
+  private keepLogStarts(offsets: Array<{ partition: number; low: string }>): void {
+    for (const [p, low] of logStartsOf(offsets)) this.logStarts.set(p, low);
+  }
+
+  /**
+   * With raw high watermarks: reads log start offsets on the side (kafkajs's fetchTopicOffsets: its
+   * `low`), at most every logStartRefreshMs and one read at a time, given up after
+   * max(1 s, logStartRefreshMs). The round does not wait for it; the answer is patched into the current
+   * view. A failure keeps the last known values.
+   */
+  private refreshLogStarts(): void {
+    const admin = this.admin;
+    const now = Date.now();
+    if (!admin || this.closed || this.logStartInFlight || now - this.logStartAt < this.logStartRefreshMs)
+      return;
+    this.logStartInFlight = true;
+    this.logStartAt = now;
+    void withTimeout(
+      admin.fetchTopicOffsets(this.topic),
+      Math.max(1000, this.logStartRefreshMs),
+      'log start offsets',
+      () => {},
+    )
+      .then((offsets) => {
+        if (this.closed) return;
+        this.keepLogStarts(offsets);
+        this.view = {
+          ...this.view,
+          partitions: this.view.partitions.map((p) =>
+            p ? { ...p, logStartOffset: this.logStarts.get(p.partition) ?? p.logStartOffset } : p,
+          ),
+        };
+      })
+      .catch(() => {
+        // keep the last known log starts; the next round after logStartRefreshMs tries again
+      })
+      .finally(() => {
+        this.logStartInFlight = false;
+      });
+  }
+
   /**
    * End offsets (high watermarks) of the partitions whose leader answered, asked of each leader on its own (see
    * log/high-watermarks). Throws only if no leader answered. Without a raw connection (SASL), kafkajs's
@@ -202,6 +267,8 @@ export class ClusterMonitor {
   ): Promise<Map<number, number>> {
     if (!this.hw) {
       const offsets = await this.admin!.fetchTopicOffsets(this.topic);
+      // The same answer carries the log start offsets (`low`).
+      this.keepLogStarts(offsets);
       return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
     }
     const byLeader = new Map<number, number[]>();
@@ -249,6 +316,7 @@ export class ClusterMonitor {
         metaPartitions.map((p) => ({ partition: p.partitionId, leader: p.leader })),
         new Map(cluster.brokers.map((b) => [b.nodeId, `${b.host}:${b.port}`])),
       );
+      if (this.hw) this.refreshLogStarts();
       const partitions: PartitionView[] = [];
       for (const p of metaPartitions) {
         const before = this.view.partitions[p.partitionId];
@@ -259,6 +327,7 @@ export class ClusterMonitor {
           isr: p.isr,
           // A partition whose leader did not answer keeps its last end offset and the time it was read.
           endOffset: fresh ?? before?.endOffset ?? 0,
+          logStartOffset: this.logStarts.get(p.partitionId) ?? before?.logStartOffset ?? 0,
           observedAt: fresh !== undefined ? sentAt : (before?.observedAt ?? 0),
         };
       }
@@ -291,6 +360,20 @@ export class ClusterMonitor {
       });
     }
   }
+}
+
+/**
+ * Takes the partitions' log start offsets (`low`) from a kafkajs fetchTopicOffsets answer. A value that
+ * is not a non-negative integer is ignored (the last known one stays); one that went down (the topic
+ * was recreated) is taken as it is.
+ */
+function logStartsOf(offsets: Array<{ partition: number; low: string }>): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const o of offsets) {
+    const low = Number(o.low);
+    if (Number.isSafeInteger(low) && low >= 0) out.set(o.partition, low);
+  }
+  return out;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface TopicSpec {
   minInsyncReplicas: number;
   /** Largest JSON value the API accepts (sizes the topic's max.message.bytes); default DEFAULTS.maxValueBytes. */
   maxValueBytes?: number;
+  /** retention.ms of a topic created here; default DEFAULTS.retentionMs. An existing topic keeps its own. */
+  retentionMs?: number;
 }
 
 /**
@@ -48,6 +50,8 @@ export async function ensureTopic(admin: Admin, spec: TopicSpec): Promise<'creat
               { name: 'min.insync.replicas', value: String(spec.minInsyncReplicas) },
               { name: 'unclean.leader.election.enable', value: 'false' },
               { name: 'cleanup.policy', value: 'delete' },
+              // Records older than this are deleted: a replica is rebuilt from a snapshot younger than it.
+              { name: 'retention.ms', value: String(spec.retentionMs ?? DEFAULTS.retentionMs) },
               // The broker's clock, not each producing node's: TTLs and time lag then follow one clock per
               // partition (the leader's), and a node with a wrong clock cannot expire or age records.
               { name: 'message.timestamp.type', value: 'LogAppendTime' },

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Kafka } from 'kafkajs';
 import { buildApi } from '../api/app.js';
 import type { NodeConfig } from '../config.js';
 import { peerToken } from '../core/api-tokens.js';
@@ -9,12 +10,13 @@ import { Freshness } from '../core/freshness.js';
 import { type CatchUpTarget, catchUpGap, latchTarget, type Readiness, readiness } from '../core/readiness.js';
 import { topicTag } from '../core/session.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
+import { LagoonError } from '../errors.js';
 import { EventLog } from '../lag/events.js';
 import { Heartbeats } from '../lag/heartbeat.js';
 import { LagHistory } from '../lag/history.js';
 import { registerLagMetrics } from '../lag/metrics.js';
 import { lagRoutes } from '../lag/routes.js';
-import { LagTracker } from '../lag/tracker.js';
+import { LagTracker, REPLICA_GROUP_PREFIX } from '../lag/tracker.js';
 import { BatchWriter } from '../log/batch-writer.js';
 import { HighWatermarks } from '../log/high-watermarks.js';
 import { kafkaClient } from '../log/kafka-client.js';
@@ -28,6 +30,8 @@ import { Outbox, outboxPathFor } from '../outbox/outbox.js';
 import { Replica } from '../replica/replica.js';
 import { OffsetWatch } from '../store/offset-watch.js';
 import { ReplicaStore } from '../store/replica-store.js';
+import { SnapshotKeeper } from '../store/snapshot-keeper.js';
+import { bootstrapFromPeers } from './bootstrap.js';
 
 import { type EventLogFn, eventLogger, type Logger, nodeLogger } from './logger.js';
 import { NodeMetrics } from './metrics.js';
@@ -58,7 +62,12 @@ export class LagoonNode {
   private readonly batchWriter: BatchWriter | undefined;
   private readonly outbox: Outbox | undefined;
   private readonly drainer: OutboxDrainer | undefined;
-  private readonly replica: Replica | undefined;
+  private replica: Replica | undefined;
+  private readonly kafka: Kafka;
+  private readonly snapshots: SnapshotKeeper | undefined;
+  /** Set while the replica is rebuilt from a peer's snapshot: nothing is served meanwhile (replica_bootstrapping). */
+  private bootstrapping: string | undefined;
+  private rebuildTimer: NodeJS.Timeout | undefined;
   private readonly watch: OffsetWatch;
   private readonly freshness = new Freshness();
   private readonly api: FastifyInstance;
@@ -112,7 +121,7 @@ export class LagoonNode {
       },
       { socketFactory: stallGuardedSockets(config.kafkaStallMs, { mayWait: [JOIN_GROUP, SYNC_GROUP] }) },
     );
-    this.groupId = `lagoon-replica-${config.id}`;
+    this.groupId = `${REPLICA_GROUP_PREFIX}${config.id}`;
     this.monitor = new ClusterMonitor(kafka, {
       topic: config.topic,
       minInsyncReplicas: config.minInsyncReplicas,
@@ -173,26 +182,18 @@ export class LagoonNode {
         log: eventLogger(this.log, 'outbox'),
       });
     }
+    this.kafka = kafka;
     if (config.role !== 'api') {
-      this.replica = new Replica(kafka, this.store, {
+      this.replica = this.newReplica();
+      this.snapshots = new SnapshotKeeper({
+        store: this.store,
+        dir: config.snapshotDir ?? path.join(path.dirname(path.resolve(config.db)), 'snapshots'),
+        node: config.id,
         topic: config.topic,
-        groupId: this.groupId,
-        rawEndpoint: {
-          brokers: config.kafka.brokers,
-          ssl: config.kafka.ssl,
-          sasl: config.kafka.sasl !== undefined,
-        },
-        onApplied: (partition, applied, records, lastTs) => {
-          this.watch.notify(partition, applied);
-          this.tracker.observeRecord(partition, applied - 1, lastTs);
-          this.freshness.observeApplied(partition, applied);
-          this.metrics.applied.inc({ partition: String(partition) }, records);
-          // Moving past transaction markers alone applies nothing: no replication latency to observe.
-          if (records > 0) this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
-        },
-        log: eventLogger(this.log, 'replica'),
-        testApplyDelayMs: config.testApplyDelayMs,
-        testApplyOffsetsFirst: config.testBreaks.includes('apply-offsets-first'),
+        keep: config.snapshotKeep,
+        intervalMs: config.snapshotIntervalMs,
+        unfit: () => this.snapshotUnfit(),
+        log: eventLogger(this.log, 'snapshot'),
       });
     }
     this.events = new EventLog({ file: config.eventsFile });
@@ -253,6 +254,8 @@ export class LagoonNode {
           misrouted: this.replica?.status().misrouted,
         }),
         topicProblem: () => this.topicProblem,
+        servingRefusal: (partitions) => this.servingRefusal(partitions),
+        snapshots: this.snapshots,
         readiness: () => this.readiness(),
         stopping: () => this.stopping,
         logger: this.log,
@@ -304,8 +307,21 @@ export class LagoonNode {
       replicaProblem: r?.problem,
       replicaLastError: r?.lastError,
       topicProblem: this.topicProblem,
+      bootstrapping: this.bootstrapping,
+      gaps: this.gapSummary(),
       catchingUp: this.caughtUpAt > 0 ? undefined : this.catchUpGap(),
     });
+  }
+
+  private gapSummary(): string | undefined {
+    const gaps = this.replica?.gaps() ?? [];
+    if (gaps.length === 0) return undefined;
+    return gaps
+      .map(
+        (g) =>
+          `partition ${g.partition}: offsets ${g.from}-${g.logStart - 1} were deleted before it applied them`,
+      )
+      .join('; ');
   }
 
   private catchUpGap(): string | undefined {
@@ -313,6 +329,161 @@ export class LagoonNode {
     if (!r) return undefined;
     this.catchUpTarget = latchTarget(this.catchUpTarget, this.monitor.snapshot().partitions, r.joinedAt);
     return catchUpGap(this.config.partitions, this.catchUpTarget, this.appliedNow());
+  }
+
+  /** The replica worker (a new one after a rebuild: a closed replica does not start again). */
+  private newReplica(): Replica {
+    const config = this.config;
+    return new Replica(this.kafka, this.store, {
+      topic: config.topic,
+      groupId: this.groupId,
+      rawEndpoint: {
+        brokers: config.kafka.brokers,
+        ssl: config.kafka.ssl,
+        sasl: config.kafka.sasl !== undefined,
+      },
+      onApplied: (partition, applied, records, lastTs) => {
+        this.watch.notify(partition, applied);
+        this.tracker.observeRecord(partition, applied - 1, lastTs);
+        this.freshness.observeApplied(partition, applied);
+        this.metrics.applied.inc({ partition: String(partition) }, records);
+        // Moving past transaction markers alone applies nothing: no replication latency to observe.
+        if (records > 0) this.metrics.replication.observe(Math.max(0, Date.now() - lastTs) / 1000);
+      },
+      onGap: () => this.scheduleRebuild(1000),
+      log: eventLogger(this.log, 'replica'),
+      testApplyDelayMs: config.testApplyDelayMs,
+      testApplyOffsetsFirst: config.testBreaks.includes('apply-offsets-first'),
+    });
+  }
+
+  /** Why no snapshot of this replica may be taken now (it would not be a complete store), if so. */
+  private snapshotUnfit(): string | undefined {
+    if (this.bootstrapping !== undefined) return this.bootstrapping;
+    const r = this.replica;
+    if (!r) return 'this node has no replica';
+    if (r.problem) return r.problem.message;
+    const gaps = r.gaps();
+    if (gaps.length > 0) return `partition(s) ${gaps.map((g) => g.partition).join(', ')} have a gap`;
+    if (r.state !== 'running') return `the replica is ${r.state}`;
+    return undefined;
+  }
+
+  /** What the API refuses to serve (src/api/read-levels.ts): everything while bootstrapping, gapped partitions. */
+  private servingRefusal(partitions: number[]): LagoonError | undefined {
+    if (this.bootstrapping !== undefined) {
+      return new LagoonError(
+        'replica_bootstrapping',
+        `This replica is being rebuilt: ${this.bootstrapping}`,
+        {
+          status: 503,
+          retryable: true,
+        },
+      );
+    }
+    const gaps = this.replica?.gaps() ?? [];
+    const hit = gaps.filter((g) => partitions.includes(g.partition));
+    if (hit.length === 0) return undefined;
+    return new LagoonError(
+      'replica_gap',
+      `Records of partition(s) ${hit.map((g) => `${g.partition} (offsets ${g.from}-${g.logStart - 1})`).join(', ')} were deleted by retention before this replica applied them: it serves nothing from them until it is rebuilt from a peer's snapshot${this.config.peers.length === 0 ? ' (this node has no --peers)' : ''}. Read from another node.`,
+      { status: 503, retryable: true, details: { partitions: hit.map((g) => g.partition) } },
+    );
+  }
+
+  /**
+   * Before the replica starts: rebuild from a peer's snapshot when the store is empty, when told to
+   * (--bootstrap), or when the log no longer holds what the store needs next (a gap). Without a usable
+   * snapshot an empty store replays the log, and a gap is found and reported by the replica (GAP).
+   */
+  private async prepareReplica(logStart: ReadonlyMap<number, number>): Promise<void> {
+    if (!this.replica || this.config.peers.length === 0) return;
+    const applied = this.store.appliedOffsets();
+    const gap = [...logStart].some(([p, start]) => (applied.get(p) ?? 0) < start);
+    const empty = this.store.isEmpty();
+    if (!empty && !gap && !this.config.bootstrap) return;
+    const why = gap
+      ? 'records it needs were deleted from the log'
+      : empty
+        ? 'its store is empty'
+        : '--bootstrap';
+    await this.rebuild(why, logStart);
+  }
+
+  /** Installs a peer's snapshot (bootstrapping meanwhile); true if one was installed. */
+  private async rebuild(why: string, logStart: ReadonlyMap<number, number>): Promise<boolean> {
+    this.bootstrapping = `fetching a snapshot from a peer (${why})`;
+    this.logNode('bootstrap_begun', { why, peers: this.config.peers });
+    try {
+      const installed = await bootstrapFromPeers(
+        {
+          store: this.store,
+          partitions: this.config.partitions,
+          topic: this.config.topic,
+          topicId: this.store.topicIdentity()?.topicId ?? undefined,
+          peers: this.config.peers,
+          token: peerToken(this.config.apiTokens),
+          workDir: path.join(path.dirname(path.resolve(this.config.db)), 'bootstrap'),
+          timeoutMs: 10 * 60_000,
+          log: eventLogger(this.log, 'bootstrap'),
+        },
+        logStart,
+      );
+      if (!installed) {
+        this.logNode('bootstrap_failed', { why, reason: 'no peer had a usable snapshot' });
+        return false;
+      }
+      for (const [p, o] of this.store.appliedOffsets()) {
+        this.watch.notify(p, o);
+        this.freshness.observeApplied(p, o);
+      }
+      return true;
+    } finally {
+      this.bootstrapping = undefined;
+    }
+  }
+
+  /**
+   * A gap found while running: stop the replica, rebuild from a peer's snapshot, start a new replica from the
+   * snapshot's offsets. Retried every 30 s while no peer has a usable snapshot (the gap stays reported).
+   */
+  private scheduleRebuild(inMs: number): void {
+    if (this.rebuildTimer || this.stopping || this.config.peers.length === 0) return;
+    this.rebuildTimer = setTimeout(async () => {
+      if (this.stopping) return;
+      let ok = false;
+      try {
+        const logStart = await this.logStartOffsets();
+        const old = this.replica;
+        this.bootstrapping = 'rebuilding after a gap';
+        await old?.close();
+        ok = await this.rebuild('records it needed were deleted from the log', logStart);
+        if (!this.stopping) {
+          this.replica = this.newReplica();
+          this.caughtUpAt = 0;
+          await this.replica.start();
+        }
+      } catch (e) {
+        this.logNode('rebuild_failed', { error: (e as Error).message });
+      } finally {
+        this.bootstrapping = undefined;
+        this.rebuildTimer = undefined;
+      }
+      if (!ok && (this.replica?.gaps().length ?? 0) > 0) this.scheduleRebuild(30_000);
+    }, inMs);
+    this.rebuildTimer.unref();
+  }
+
+  /** The log's first offset per partition (0 where nothing was ever deleted). */
+  private async logStartOffsets(): Promise<Map<number, number>> {
+    const a = this.kafka.admin();
+    await a.connect();
+    try {
+      const offsets = await a.fetchTopicOffsets(this.config.topic);
+      return new Map(offsets.map((o) => [o.partition, Number(o.low)]));
+    } finally {
+      await a.disconnect().catch(() => {});
+    }
   }
 
   /** Applied offsets as the replica last reported them (OffsetWatch, in memory: no SQLite query per refresh). */
@@ -390,6 +561,8 @@ export class LagoonNode {
       this.state = 'stopping';
       this.logNode('shutdown_begun', {});
       clearTimeout(this.topicTimer);
+      clearTimeout(this.rebuildTimer);
+      this.snapshots?.close();
       await step('http_closed', () => this.api.close());
       await step('background_stopped', async () => {
         this.heartbeats?.close();
@@ -424,6 +597,7 @@ export class LagoonNode {
       replicationFactor: this.config.replicationFactor,
       minInsyncReplicas: this.config.minInsyncReplicas,
       maxValueBytes: this.config.maxValueBytes,
+      retentionMs: this.config.retentionMs,
     };
   }
 
@@ -460,7 +634,11 @@ export class LagoonNode {
         }
         this.setTopicProblem(undefined);
         this.scheduleTopicCheck(client);
-        await this.replica?.start();
+        if (this.replica) {
+          await this.prepareReplica(await this.logStartOffsets());
+          await this.replica.start();
+          this.snapshots?.start();
+        }
         return;
       } catch (e) {
         if ((e as { code?: string }).code === 'unsafe_topic') {

@@ -19,6 +19,11 @@ export interface ReplicaOptions {
   identityCheckMs?: number;
   /** One structured line per state change; stderr JSON by default. */
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /**
+   * Called when a partition's next records were deleted by retention before this replica applied them (a GAP):
+   * the partition is paused, nothing of it is applied, until the store is rebuilt from a snapshot.
+   */
+  onGap?: (gap: PartitionGap) => void;
   /** Test only (a slow disk): wait this long before applying each batch. */
   testApplyDelayMs?: number;
   /** Test only, deliberately broken: the 'apply-offsets-first' break of src/testing/breaks.ts. */
@@ -30,6 +35,16 @@ export interface ReplicaProblem {
   /** `topic_identity_mismatch` (another topic or cluster) or `replica_diverged` (the log is behind the store). */
   code: 'topic_identity_mismatch' | 'replica_diverged';
   message: string;
+}
+
+/** Records a replica needed that the log no longer has: offsets [from, logStart) were deleted by retention. */
+export interface PartitionGap {
+  partition: number;
+  /** The next offset this replica had to apply. */
+  from: number;
+  /** The log's first offset when the gap was found. */
+  logStart: number;
+  at: number;
 }
 
 /** A snapshot for /v1/status and /readyz. */
@@ -64,6 +79,10 @@ export class Replica {
   joinedAt = 0;
   problem: ReplicaProblem | undefined;
   private readonly misrouted = { count: 0, last: undefined as string | undefined };
+  /** Partitions paused at a gap (records deleted before they were applied): nothing of them is applied. */
+  private readonly gapped = new Map<number, PartitionGap>();
+  /** Next offset the consumer should hand over per partition: where it was seeked, then past each fetch. */
+  private readonly position = new Map<number, number>();
   /** Holds a partition at an atomic batch's part until the batch is whole (core/tx-sequencer). */
   private readonly sequencer: TxSequencer<LogRecord>;
 
@@ -244,8 +263,12 @@ export class Replica {
       this.joinedAt = Date.now();
       this.log('group_joined', { resumeFrom: Object.fromEntries(applied) });
       for (const [partition, offset] of applied) {
+        this.position.set(partition, offset);
+        if (this.gapped.has(partition)) continue;
         consumer.seek({ topic: this.opts.topic, partition, offset: String(offset) });
       }
+      const paused = [...this.gapped.keys()];
+      if (paused.length > 0) consumer.pause([{ topic: this.opts.topic, partitions: paused }]);
     });
     consumer.on(consumer.events.REBALANCING, () =>
       this.log('group_rebalancing', { group: this.opts.groupId }),
@@ -254,7 +277,11 @@ export class Replica {
       // A fetch of nothing but transaction markers or aborted records never reaches eachBatch: the applied
       // offset must still move past them, or the replica would never catch up with the log's end.
       if (e.payload.batchSize !== 0 || this.consumer !== consumer || this.state === 'failed') return;
-      this.sequencer.push(e.payload.partition, [], Number(e.payload.lastOffset) + 1);
+      const p = e.payload.partition;
+      // A fetch that starts past where this partition stands skipped records: never move past them unseen.
+      if (this.gapped.has(p) || Number(e.payload.firstOffset ?? -1) > (this.position.get(p) ?? 0)) return;
+      this.position.set(p, Number(e.payload.lastOffset) + 1);
+      this.sequencer.push(p, [], Number(e.payload.lastOffset) + 1);
       this.scheduleApply();
     });
     await consumer.connect();
@@ -273,6 +300,15 @@ export class Replica {
         if (Number(batch.firstOffset()) < applied || Number(batch.highWatermark) < applied) {
           if (!(await this.verifyLog())) return;
         }
+        if (this.gapped.has(batch.partition)) return;
+        // A fetch that starts past where the partition stands: kafkajs followed an out-of-range answer to the
+        // log's start. If retention deleted what lies between, applying on would build a partial store silently.
+        const expected = this.position.get(batch.partition) ?? applied;
+        if (
+          Number(batch.firstOffset()) > expected &&
+          (await this.foundGap(consumer, batch.partition, expected))
+        )
+          return;
         const records: LogRecord[] = batch.messages.map((m) => {
           const offset = Number(m.offset);
           const misrouted = misroutedKey(m.key, batch.partition, this.store.partitions);
@@ -291,6 +327,7 @@ export class Replica {
             value: misrouted === undefined ? m.value : null,
           };
         });
+        this.position.set(batch.partition, Number(batch.lastOffset()) + 1);
         if (this.opts.testApplyDelayMs) await sleep(this.opts.testApplyDelayMs);
         if (this.opts.testApplyOffsetsFirst) {
           // Deliberately broken (test only): the offset in one transaction, the rows in a later one.
@@ -355,6 +392,34 @@ export class Replica {
     const moved = this.store.applySteps(steps);
     this.lastBatchAt = Date.now();
     for (const m of moved) this.opts.onApplied?.(m.partition, m.appliedOffset, m.records, m.lastTimestamp);
+  }
+
+  /**
+   * Is there a gap before `expected` on partition `p`? Asks Kafka for the log's start offset: above `expected`,
+   * records this replica never applied were deleted. The partition is then paused and reported (onGap); it
+   * applies nothing more until the store is rebuilt. Throws (the batch is fetched again) if Kafka cannot say.
+   */
+  private async foundGap(consumer: Consumer, p: number, expected: number): Promise<boolean> {
+    const admin = await this.connectedAdmin();
+    const offsets = await admin.fetchTopicOffsets(this.opts.topic);
+    const logStart = Number(offsets.find((o) => o.partition === p)?.low ?? 0);
+    if (logStart <= expected) return false;
+    const gap: PartitionGap = { partition: p, from: expected, logStart, at: Date.now() };
+    this.gapped.set(p, gap);
+    consumer.pause([{ topic: this.opts.topic, partitions: [p] }]);
+    this.log('partition_gap', {
+      partition: p,
+      from: expected,
+      logStart,
+      reason: `offsets ${expected}-${logStart - 1} were deleted by retention before this replica applied them`,
+    });
+    this.opts.onGap?.(gap);
+    return true;
+  }
+
+  /** Partitions paused at a gap, if any. */
+  gaps(): PartitionGap[] {
+    return [...this.gapped.values()];
   }
 
   /** State, last error, why it stopped for good (if so), and misrouted records seen. */

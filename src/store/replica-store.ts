@@ -174,6 +174,9 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_age ON batches(partition, at);
 `;
 
+/** The tables a snapshot install copies whole (meta is kept: schema version, partitions and retention must match). */
+const SNAPSHOT_TABLES = ['kv', 'partitions', 'writes', 'idem', 'wids', 'batches'] as const;
+
 /** Runs after SCHEMA (and any migration) on every open; idempotent. Indexes on migrated columns live here. */
 const SCHEMA_AFTER_MIGRATION = `
 CREATE INDEX IF NOT EXISTS idem_age ON idem(partition, at) WHERE at IS NOT NULL;
@@ -908,6 +911,58 @@ export class ReplicaStore {
   private purgeVerdicts(partition: number, cutoff: number): void {
     const last = this.stmt.lastAgedWrite.get(partition, cutoff);
     if (last !== undefined) this.stmt.purgeWritesThrough.run(partition, last.offset);
+  }
+
+  /** True while nothing was ever applied: every partition at offset 0 and no row in any table. */
+  isEmpty(): boolean {
+    this.assertOpen();
+    const applied = this.db
+      .prepare<[], { n: number }>('SELECT max(applied_offset) AS n FROM partitions')
+      .get();
+    const rows = this.db
+      .prepare<[], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM kv LIMIT 1)')
+      .get();
+    return (applied?.n ?? 0) === 0 && (rows?.n ?? 0) === 0;
+  }
+
+  /**
+   * An online copy of the whole store into `dest` (SQLite's backup API, in steps, the event loop free between
+   * them). Every apply is one transaction on this connection and the backup sees each of them whole, so the
+   * copy holds one committed state: data, applied offsets and digests that match.
+   */
+  async backupTo(dest: string): Promise<void> {
+    this.assertOpen();
+    await this.db.backup(dest);
+  }
+
+  /**
+   * Replaces this store's whole state with the one in the SQLite file `src` (a verified snapshot), in ONE
+   * transaction: a crash during the install leaves the store as it was. The snapshot must have this store's
+   * schema version and partition count (checked by the caller); its topic identity replaces this store's.
+   */
+  installFrom(src: string): void {
+    this.assertOpen();
+    this.db.prepare('ATTACH DATABASE ? AS snap').run(src);
+    try {
+      this.db.transaction(() => {
+        for (const table of SNAPSHOT_TABLES) {
+          // By column name: a store migrated from an older schema may have its columns in another order.
+          const cols = this.db
+            .prepare<[], { name: string }>(`PRAGMA main.table_info(${table})`)
+            .all()
+            .map((c) => `"${c.name}"`)
+            .join(', ');
+          this.db.exec(
+            `DELETE FROM main.${table}; INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM snap.${table};`,
+          );
+        }
+        this.db.exec(
+          "DELETE FROM main.meta WHERE key = 'topic_identity'; INSERT INTO main.meta SELECT * FROM snap.meta WHERE key = 'topic_identity';",
+        );
+      })();
+    } finally {
+      this.db.exec('DETACH DATABASE snap');
+    }
   }
 
   /** Entire state in a deterministic order, for tests and convergence checks. */

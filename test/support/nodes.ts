@@ -29,6 +29,77 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port');
 }
 
+/** Options of one test node process. */
+export interface NodeSpec {
+  id: string;
+  port: number;
+  topic: string;
+  partitions: number;
+  peers: string[];
+  /** Directory holding the node's SQLite files and log. */
+  dir: string;
+  brokers: string[];
+  eventsFile: string;
+  env?: Record<string, string> | undefined;
+}
+
+/** One node process (not waited for): restart, kill and stop act on it alone. */
+export function nodeProc(spec: NodeSpec): NodeProc {
+  const db = path.join(spec.dir, spec.id, 'lagoon.db');
+  const logFile = path.join(spec.dir, spec.id, 'node.log');
+  fs.mkdirSync(path.dirname(db), { recursive: true });
+  const spawnIt = () =>
+    spawnNode(
+      {
+        id: spec.id,
+        port: spec.port,
+        brokers: spec.brokers,
+        db,
+        topic: spec.topic,
+        partitions: spec.partitions,
+        peers: spec.peers,
+        eventsFile: spec.eventsFile,
+      },
+      { logFile, ...(spec.env ? { env: spec.env } : {}) },
+    );
+  const node: NodeProc = {
+    id: spec.id,
+    port: spec.port,
+    url: `http://127.0.0.1:${spec.port}`,
+    db,
+    logFile,
+    child: spawnIt(),
+    async restart() {
+      node.child = spawnIt();
+      await waitReady(node, 60_000);
+    },
+    async kill(signal = 'SIGKILL') {
+      const c = node.child;
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill(signal);
+      await exited;
+    },
+    async stop() {
+      const c = node.child;
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGCONT');
+      c.kill('SIGTERM');
+      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  return node;
+}
+
+/** The events file nodes of a test share (the local cluster's, or one in `dir`). */
+function eventsFileFor(dir: string): string {
+  const dataDir = inject('kafkaDataDir');
+  return dataDir ? path.join(dataDir, 'events.jsonl') : path.join(dir, 'events.jsonl');
+}
+
 /** Starts `count` nodes on a fresh topic, each its own process and SQLite file; waits for /readyz. */
 export async function startNodes(
   count: number,
@@ -39,59 +110,21 @@ export async function startNodes(
   const nodes: NodeProc[] = [];
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(await freePort());
-  const dataDir = inject('kafkaDataDir');
-  const eventsFile = dataDir ? path.join(dataDir, 'events.jsonl') : path.join(dir, 'events.jsonl');
   for (let i = 1; i <= count; i++) {
-    const id = uniqueName(`n${i}`);
     const port = ports[i - 1]!;
-    const peers = ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`);
-    const db = path.join(dir, id, 'lagoon.db');
-    const logFile = path.join(dir, id, 'node.log');
-    fs.mkdirSync(path.dirname(db), { recursive: true });
-    const spawnIt = () =>
-      spawnNode(
-        {
-          id,
-          port,
-          brokers: opts.brokers ?? brokers(),
-          db,
-          topic,
-          partitions: opts.partitions ?? 6,
-          peers,
-          eventsFile,
-        },
-        { logFile, ...(opts.env ? { env: opts.env } : {}) },
-      );
-    const node: NodeProc = {
-      id,
-      port,
-      url: `http://127.0.0.1:${port}`,
-      db,
-      logFile,
-      child: spawnIt(),
-      async restart() {
-        node.child = spawnIt();
-        await waitReady(node, 60_000);
-      },
-      async kill(signal = 'SIGKILL') {
-        const c = node.child;
-        if (c.exitCode !== null || c.signalCode !== null) return;
-        const exited = new Promise((r) => c.once('exit', r));
-        c.kill(signal);
-        await exited;
-      },
-      async stop() {
-        const c = node.child;
-        if (c.exitCode !== null || c.signalCode !== null) return;
-        const exited = new Promise((r) => c.once('exit', r));
-        c.kill('SIGCONT');
-        c.kill('SIGTERM');
-        const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(t);
-      },
-    };
-    nodes.push(node);
+    nodes.push(
+      nodeProc({
+        id: uniqueName(`n${i}`),
+        port,
+        topic,
+        partitions: opts.partitions ?? 6,
+        peers: ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`),
+        dir,
+        brokers: opts.brokers ?? brokers(),
+        eventsFile: eventsFileFor(dir),
+        env: opts.env,
+      }),
+    );
   }
   await Promise.all(nodes.map((n) => waitReady(n, 90_000)));
   return {
@@ -103,6 +136,31 @@ export async function startNodes(
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts one more node on `topic` (an added node, or one with a lost store), with `peers` to bootstrap from;
+ * not waited for. Its files go in `dir`; stop it yourself.
+ */
+export async function addNode(opts: {
+  topic: string;
+  dir: string;
+  peers: string[];
+  partitions?: number;
+  env?: Record<string, string>;
+  id?: string;
+}): Promise<NodeProc> {
+  return nodeProc({
+    id: opts.id ?? uniqueName('added'),
+    port: await freePort(),
+    topic: opts.topic,
+    partitions: opts.partitions ?? 6,
+    peers: opts.peers,
+    dir: opts.dir,
+    brokers: brokers(),
+    eventsFile: eventsFileFor(opts.dir),
+    env: opts.env,
+  });
 }
 
 export async function waitReady(node: NodeProc, timeoutMs: number): Promise<void> {

@@ -18,7 +18,9 @@
   const RATE_WINDOW_S = 5;
   const MAX_EVENTS = 200;
   const CHART_HEIGHT = 180;
-  const STATUS_RANK = { OK: 0, WARN: 1, STALL: 2, STOP: 3, REWIND: 4 };
+  // Severity order, as LAG_STATUS_ORDER on the server: GAP (records never applied were deleted by
+  // retention) is the worst.
+  const STATUS_RANK = { OK: 0, WARN: 1, STALL: 2, STOP: 3, REWIND: 4, GAP: 5 };
   const PALETTE = ['#2563eb', '#d97706', '#059669', '#db2777', '#7c3aed', '#0891b2', '#65a30d', '#dc2626'];
   const EVENT_COLORS = {
     broker_kill: '#cf2b2b',
@@ -507,7 +509,9 @@
         cell.dataset.lagSeconds = String(p.lagSeconds);
         cell.title =
           `${r.node} · partition ${p.partition}: ${p.status}${p.reason ? ` — ${p.reason}` : ''}\n` +
-          `end offset ${p.endOffset} · applied ${p.appliedOffset} · ${p.lagRecords} records, ${p.lagSeconds.toFixed(1)} s behind`;
+          `end offset ${p.endOffset} · applied ${p.appliedOffset}` +
+          (p.logStartOffset > 0 ? ` · log start ${p.logStartOffset}` : '') +
+          ` · ${p.lagRecords} records, ${p.lagSeconds.toFixed(1)} s behind`;
         setText(cell.children[0], fmtInt(p.lagRecords));
         setText(cell.children[1], fmtSecs(p.lagSeconds));
       }

@@ -174,7 +174,10 @@ describe('route scopes', () => {
     expect(requiredScope('GET', '/healthz')).toBe('open');
     expect(requiredScope('GET', '/readyz')).toBe('open');
     expect(requiredScope('POST', '/healthz')).toBe('admin');
-    expect(requiredScope('GET', '/v1/snapshot')).toBe('admin');
+    expect(requiredScope('GET', '/v1/future-route')).toBe('admin');
+    expect(requiredScope('GET', '/v1/snapshot')).toBe('read');
+    expect(requiredScope('GET', '/v1/snapshots')).toBe('read');
+    expect(requiredScope('POST', '/v1/snapshots')).toBe('admin');
     expect(requiredScope('PATCH', '/v1/kv/:key')).toBe('admin');
     expect(requiredScope('GET', 'toString')).toBe('admin');
     expect(requiredScope('GET', undefined)).toBe('unrouted');

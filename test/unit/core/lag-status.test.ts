@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   evaluateLag,
+  gapOf,
   LAG_STATUS_ORDER,
   type LagSample,
   LagWindow,
@@ -27,10 +28,16 @@ function series(
 const last = (s: LagSample[]): number => s[s.length - 1]!.at;
 
 describe('worstStatus / order', () => {
-  it('orders OK < WARN < STALL < STOP < REWIND', () => {
-    expect(LAG_STATUS_ORDER).toEqual(['OK', 'WARN', 'STALL', 'STOP', 'REWIND']);
+  it('orders OK < WARN < STALL < STOP < REWIND < GAP', () => {
+    expect(LAG_STATUS_ORDER).toEqual(['OK', 'WARN', 'STALL', 'STOP', 'REWIND', 'GAP']);
     expect(statusRank('OK')).toBeLessThan(statusRank('WARN'));
     expect(statusRank('STOP')).toBeLessThan(statusRank('REWIND'));
+    expect(statusRank('REWIND')).toBeLessThan(statusRank('GAP'));
+  });
+
+  it('GAP is the worst of all', () => {
+    expect(worstStatus(['OK', 'GAP', 'REWIND', 'STOP'])).toBe('GAP');
+    expect(worstStatus(['GAP', 'STALL', 'WARN'])).toBe('GAP');
   });
 
   it('picks the worst, OK for an empty list', () => {
@@ -312,6 +319,127 @@ describe('evaluateLag — REWIND', () => {
       [20, 30],
     ]);
     expect(evaluateLag(s, last(s)).status).toBe('OK');
+  });
+});
+
+describe('evaluateLag — GAP', () => {
+  /** The same samples without a log start: what the other rules say. */
+  const plain = (s: LagSample[]): LagSample[] => s.map(({ logStartOffset: _, ...rest }) => rest);
+  const REASON =
+    "offsets 0–1234 were deleted by retention before this replica applied them; it serves nothing from this partition until it is rebuilt from a peer's snapshot";
+
+  it('applied offset below the log start offset → GAP naming the deleted range', () => {
+    const r = evaluateLag([{ at: 1_000, appliedOffset: 0, endOffset: 2_000, logStartOffset: 1_235 }], 1_500);
+    expect(r).toEqual({ status: 'GAP', reason: REASON });
+  });
+
+  it('names a single deleted offset in the singular', () => {
+    expect(gapOf({ at: 0, appliedOffset: 41, endOffset: 50, logStartOffset: 42 })).toBe(
+      "offset 41 was deleted by retention before this replica applied it; it serves nothing from this partition until it is rebuilt from a peer's snapshot",
+    );
+  });
+
+  it('applied exactly at the log start is not a gap, nor 0 at 0, nor above it, nor unknown', () => {
+    const at = (appliedOffset: number, logStartOffset: number | undefined, endOffset = 100) =>
+      evaluateLag([{ at: 1_000, appliedOffset, endOffset, logStartOffset }], 1_500).status;
+    expect(at(0, 0, 0)).toBe('OK');
+    expect(at(0, 0)).toBe('WARN'); // lag, one sample: not enough samples
+    expect(at(50, 50)).toBe('WARN');
+    expect(at(100, 50)).toBe('OK');
+    expect(at(7, undefined)).toBe('WARN');
+    expect(gapOf({ at: 0, appliedOffset: 50, endOffset: 60, logStartOffset: 50 })).toBeUndefined();
+    expect(gapOf({ at: 0, appliedOffset: 0, endOffset: 0, logStartOffset: 0 })).toBeUndefined();
+    expect(gapOf({ at: 0, appliedOffset: 3, endOffset: 9 })).toBeUndefined();
+    expect(gapOf({ at: 0, appliedOffset: 3, endOffset: 9, logStartOffset: Number.NaN })).toBeUndefined();
+  });
+
+  it('is judged on the newest sample only: a replica rebuilt past the log start leaves GAP', () => {
+    const s = series(
+      [
+        [0, 1_000],
+        [0, 1_100],
+        [1_100, 1_100],
+      ],
+      { extra: () => ({ logStartOffset: 500 }) },
+    );
+    expect(evaluateLag(s.slice(0, 2), last(s.slice(0, 2))).status).toBe('GAP');
+    expect(evaluateLag(s, last(s)).status).toBe('OK');
+  });
+
+  it('wins over REWIND', () => {
+    const s = series([
+      [800, 900],
+      [100, 900],
+    ]);
+    expect(evaluateLag(s, last(s)).status).toBe('REWIND');
+    s[1]!.logStartOffset = 600;
+    const r = evaluateLag(s, last(s));
+    expect(r.status).toBe('GAP');
+    expect(r.reason).toMatch(/^offsets 100–599 were deleted by retention/);
+  });
+
+  it('wins over STOP (stale window, no progress, inactive)', () => {
+    const stale = [{ at: 0, appliedOffset: 10, endOffset: 500, logStartOffset: 20 }];
+    expect(evaluateLag(stale, 60_000).status).toBe('GAP');
+    expect(evaluateLag(plain(stale), 60_000).status).toBe('STOP');
+    const stuck = series(
+      Array.from({ length: 8 }, () => [10, 500] as [number, number]),
+      { extra: () => ({ logStartOffset: 20, active: false, committedAt: 0 }) },
+    );
+    expect(evaluateLag(stuck, last(stuck)).status).toBe('GAP');
+    expect(evaluateLag(plain(stuck), last(stuck)).status).toBe('STOP');
+  });
+
+  it('wins over STALL (alive, stuck)', () => {
+    const s = series(
+      Array.from({ length: 8 }, () => [10, 500] as [number, number]),
+      { extra: (_, at) => ({ logStartOffset: 20, active: true, committedAt: at }) },
+    );
+    expect(evaluateLag(s, last(s)).status).toBe('GAP');
+    // Without the log start the same window is a STALL: the GAP rule is what decides.
+    expect(evaluateLag(plain(s), last(s)).status).toBe('STALL');
+  });
+
+  it('wins over WARN (falling behind) and OK (applying, shrinking lag)', () => {
+    const growing = series(
+      [
+        [0, 100],
+        [10, 300],
+        [20, 500],
+        [30, 700],
+      ],
+      { extra: () => ({ logStartOffset: 31 }) },
+    );
+    expect(evaluateLag(growing, last(growing)).status).toBe('GAP');
+    expect(evaluateLag(plain(growing), last(growing)).status).toBe('WARN');
+    const shrinking = series(
+      [
+        [0, 100],
+        [40, 100],
+        [80, 100],
+      ],
+      { extra: () => ({ logStartOffset: 90 }) },
+    );
+    expect(evaluateLag(shrinking, last(shrinking)).status).toBe('GAP');
+    expect(evaluateLag(plain(shrinking), last(shrinking)).status).toBe('OK');
+  });
+
+  it('an end offset at or below the applied offset does not hide it', () => {
+    // lag 0 would otherwise be OK "caught up"
+    const one = [{ at: 0, appliedOffset: 5, endOffset: 5, logStartOffset: 9 }];
+    expect(evaluateLag(plain(one), 100).status).toBe('OK');
+    const r = evaluateLag(one, 100);
+    expect(r.status).toBe('GAP');
+    expect(r.reason).toMatch(/^offsets 5–8 were/);
+  });
+
+  it('LagWindow keeps the log start and evaluates GAP', () => {
+    const w = new LagWindow();
+    w.push({ at: 0, appliedOffset: 3, endOffset: 10, logStartOffset: 0 });
+    expect(w.evaluate(0).status).toBe('WARN');
+    w.push({ at: 1_000, appliedOffset: 3, endOffset: 10, logStartOffset: 4 });
+    expect(w.evaluate(1_000).status).toBe('GAP');
+    expect(w.latest?.logStartOffset).toBe(4);
   });
 });
 

@@ -210,6 +210,29 @@ describe('HistoryRing', () => {
   });
 });
 
+describe('HistoryRing — every status', () => {
+  it('stores and returns each status, GAP included, with the active bit', () => {
+    const statuses = ['OK', 'WARN', 'STALL', 'STOP', 'REWIND', 'GAP'] as const;
+    const ring = new HistoryRing(10);
+    statuses.forEach((status, i) => {
+      ring.push(
+        sample(i + 1, {
+          replicas: { a: { lagRecords: i, lagSeconds: 0, applied: 0, status, active: i % 2 === 0 } },
+        }),
+      );
+    });
+    const c = ring.columns();
+    expect(c.replicas.a!.status).toEqual([...statuses]);
+    expect(c.replicas.a!.active).toEqual([true, false, true, false, true, false]);
+    expect(ring.samples().map((x) => x.replicas.a!.status)).toEqual([...statuses]);
+  });
+
+  it('a replica in GAP is sampled with its status', () => {
+    const s = sampleOf(report(T0, { replicas: [replica('c', [7], { status: 'GAP' })] }));
+    expect(s.replicas.c!.status).toBe('GAP');
+  });
+});
+
 describe('sampleOf', () => {
   it('sums lag and applied offsets over partitions and keeps status, rates and brokers', () => {
     const s = sampleOf(report(T0));
