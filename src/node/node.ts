@@ -68,6 +68,12 @@ export class LagoonNode {
   /** Set while the replica is rebuilt from a peer's snapshot: nothing is served meanwhile (replica_bootstrapping). */
   private bootstrapping: string | undefined;
   private rebuildTimer: NodeJS.Timeout | undefined;
+  /**
+   * False until the store's offsets were compared with the log's start (prepareReplica). Until then an empty store
+   * serves nothing: its 404s would claim that keys do not exist, while the log may hold them or may have lost them.
+   */
+  private logChecked = false;
+  private readonly emptyAtStart: boolean;
   private readonly watch: OffsetWatch;
   private readonly freshness = new Freshness();
   private readonly api: FastifyInstance;
@@ -108,6 +114,7 @@ export class LagoonNode {
       retentionMs: config.bookkeepingRetentionMs,
     });
     this.watch = new OffsetWatch(() => this.store.appliedOffsets());
+    this.emptyAtStart = this.store.isEmpty();
     for (const [p, o] of this.store.appliedOffsets()) this.freshness.observeApplied(p, o);
     // The replica's consumer, the monitor (strong reads' ListOffsets rounds) and the lag tracker: a connection
     // to a frozen broker is given up after LAGOON_KAFKA_STALL_MS (3 s) with no byte back, as the writer's is (a
@@ -371,6 +378,13 @@ export class LagoonNode {
 
   /** What the API refuses to serve (src/api/read-levels.ts): everything while bootstrapping, gapped partitions. */
   private servingRefusal(partitions: number[]): LagoonError | undefined {
+    if (this.replica && this.emptyAtStart && !this.logChecked && this.bootstrapping === undefined) {
+      return new LagoonError(
+        'replica_bootstrapping',
+        'This replica starts empty and has not yet compared itself with the log (is Kafka reachable?): it serves nothing until then',
+        { status: 503, retryable: true },
+      );
+    }
     if (this.bootstrapping !== undefined) {
       return new LagoonError(
         'replica_bootstrapping',
@@ -393,21 +407,34 @@ export class LagoonNode {
 
   /**
    * Before the replica starts: rebuild from a peer's snapshot when the store is empty, when told to
-   * (--bootstrap), or when the log no longer holds what the store needs next (a gap). Without a usable
-   * snapshot an empty store replays the log, and a gap is found and reported by the replica (GAP).
+   * (--bootstrap), or when the log no longer holds what the store needs next (a gap) — if it has peers. A gap
+   * that remains is handed to the replica (those partitions are neither fetched nor served: GAP) and retried
+   * every 30 s with peers. Without a usable snapshot an empty store replays the log from its start.
    */
   private async prepareReplica(logStart: ReadonlyMap<number, number>): Promise<void> {
-    if (!this.replica || this.config.peers.length === 0) return;
-    const applied = this.store.appliedOffsets();
-    const gap = [...logStart].some(([p, start]) => (applied.get(p) ?? 0) < start);
+    if (!this.replica) return;
+    const gapsNow = () => {
+      const applied = this.store.appliedOffsets();
+      return [...logStart]
+        .filter(([p, start]) => (applied.get(p) ?? 0) < start)
+        .map(([partition, start]) => ({ partition, from: applied.get(partition) ?? 0, logStart: start }));
+    };
     const empty = this.store.isEmpty();
-    if (!empty && !gap && !this.config.bootstrap) return;
-    const why = gap
-      ? 'records it needs were deleted from the log'
-      : empty
-        ? 'its store is empty'
-        : '--bootstrap';
-    await this.rebuild(why, logStart);
+    if (this.config.peers.length > 0 && (empty || this.config.bootstrap || gapsNow().length > 0)) {
+      const why =
+        gapsNow().length > 0
+          ? 'records it needs were deleted from the log'
+          : empty
+            ? 'its store is empty'
+            : '--bootstrap';
+      await this.rebuild(why, logStart);
+    }
+    const gaps = gapsNow();
+    if (gaps.length > 0) {
+      this.replica.markGaps(gaps);
+      this.scheduleRebuild(30_000);
+    }
+    this.logChecked = true;
   }
 
   /** Installs a peer's snapshot (bootstrapping meanwhile); true if one was installed. */

@@ -417,6 +417,23 @@ export class Replica {
     return true;
   }
 
+  /**
+   * Gaps found before the replica starts (the node compares the store's offsets with the log's start): those
+   * partitions are never seeked or fetched, exactly as if the replica had found them itself.
+   */
+  markGaps(gaps: ReadonlyArray<Omit<PartitionGap, 'at'>>): void {
+    for (const g of gaps) {
+      if (this.gapped.has(g.partition)) continue;
+      this.gapped.set(g.partition, { ...g, at: Date.now() });
+      this.log('partition_gap', {
+        partition: g.partition,
+        from: g.from,
+        logStart: g.logStart,
+        reason: `offsets ${g.from}-${g.logStart - 1} were deleted by retention before this replica applied them`,
+      });
+    }
+  }
+
   /** Partitions paused at a gap, if any. */
   gaps(): PartitionGap[] {
     return [...this.gapped.values()];
