@@ -5,6 +5,7 @@ import { type GroupOffsets, groupOffsets } from '../log/groups.js';
 import type { ClusterMonitor } from '../log/monitor.js';
 import type { ReplicaStore } from '../store/replica-store.js';
 import type { EventLog } from './events.js';
+import type { PeerSet } from './peer-set.js';
 import type { BrokerView, LagReport, PartitionLag, ReplicaLag } from './types.js';
 
 export const REPLICA_GROUP_PREFIX = 'lagoon-replica-';
@@ -18,8 +19,10 @@ export interface LagTrackerOptions {
   monitor: ClusterMonitor;
   store: ReplicaStore;
   events: EventLog;
-  /** Other nodes' base URLs, for digest agreement. */
-  peers: string[];
+  /** Other nodes' base URLs, for digest agreement: the configured ones and those that introduced themselves. */
+  peers: PeerSet;
+  /** This node's own base URL, sent to peers in `Lagoon-Peer`. */
+  selfUrl?: () => string;
   /** Bearer token for the peers' /v1/digest, when they require one (LAGOON_API_TOKENS; needs `read`). */
   peerToken?: string | undefined;
   /** ms of the replica's last applied batch (progress signal for STALL vs STOP), 0 if none. */
@@ -44,8 +47,8 @@ interface RateSample {
  * brokers, controller, rates, digest agreement and events. Served at /v1/lag and as metrics.
  */
 export class LagTracker {
-  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outbox' | 'peerToken'>> &
-    Pick<LagTrackerOptions, 'controller' | 'outbox' | 'peerToken'>;
+  private readonly o: Required<Omit<LagTrackerOptions, 'controller' | 'outbox' | 'peerToken' | 'selfUrl'>> &
+    Pick<LagTrackerOptions, 'controller' | 'outbox' | 'peerToken' | 'selfUrl'>;
   private readonly timelines: OffsetTimeline[] = [];
   private readonly windows = new Map<string, LagWindow>();
   private readonly knownBrokers = new Set<number>();
@@ -272,17 +275,24 @@ export class LagTracker {
       node: this.o.nodeId,
       partitions: this.o.store.digests(),
     };
+    const urls = this.o.peers.list();
     const peers = await Promise.all(
-      this.o.peers.map(async (url) => {
+      urls.map(async (url) => {
         try {
           const r = await fetch(`${url}/v1/digest`, {
             signal: AbortSignal.timeout(800),
-            ...(this.o.peerToken ? { headers: { authorization: `Bearer ${this.o.peerToken}` } } : {}),
+            // Introduces this node, so a peer that was not given it in --peers compares digests with it too.
+            headers: {
+              ...(this.o.selfUrl?.() ? { 'lagoon-peer': this.o.selfUrl() } : {}),
+              ...(this.o.peerToken ? { authorization: `Bearer ${this.o.peerToken}` } : {}),
+            },
           });
           // A refusal (401/403: another token list) or an error counts as unreachable, not as a digest.
+          this.o.peers.observe(url, r.ok);
           if (!r.ok) return undefined;
           return (await r.json()) as typeof own;
         } catch {
+          this.o.peers.observe(url, false);
           return undefined;
         }
       }),
@@ -312,7 +322,7 @@ export class LagTracker {
           digest: combine(n.partitions.map((x) => x.digest)),
           appliedOffsets: n.partitions.map((x) => x.appliedOffset),
         })),
-        ...this.o.peers
+        ...urls
           .filter((_, i) => peers[i] === undefined)
           .map((url) => ({ node: url, digest: null, appliedOffsets: [] })),
       ],

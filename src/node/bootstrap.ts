@@ -14,6 +14,8 @@ export interface BootstrapOptions {
   peers: readonly string[];
   /** Bearer token with `read` for the peers (they share LAGOON_API_TOKENS), if authentication is on. */
   token?: string | undefined;
+  /** This node's URL, sent in `Lagoon-Peer` so the peer learns about it ('' = none). */
+  selfUrl?: string;
   /** Where a snapshot is received before it is verified and installed. */
   workDir: string;
   /** Longest a snapshot download may take. */
@@ -45,7 +47,10 @@ export async function bootstrapFromPeers(
       const started = Date.now();
       try {
         const res = await fetch(`${peer}/v1/snapshot${fresh ? '?maxAgeMs=0' : ''}`, {
-          headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
+          headers: {
+            ...(o.selfUrl ? { 'lagoon-peer': o.selfUrl } : {}),
+            ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+          },
           signal: AbortSignal.timeout(o.timeoutMs),
         });
         if (res.status !== 200 || !res.body) {

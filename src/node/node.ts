@@ -15,6 +15,7 @@ import { EventLog } from '../lag/events.js';
 import { Heartbeats } from '../lag/heartbeat.js';
 import { LagHistory } from '../lag/history.js';
 import { registerLagMetrics } from '../lag/metrics.js';
+import { PeerSet } from '../lag/peer-set.js';
 import { lagRoutes } from '../lag/routes.js';
 import { LagTracker, REPLICA_GROUP_PREFIX } from '../lag/tracker.js';
 import { BatchWriter } from '../log/batch-writer.js';
@@ -64,6 +65,8 @@ export class LagoonNode {
   private readonly drainer: OutboxDrainer | undefined;
   private replica: Replica | undefined;
   private readonly kafka: Kafka;
+  /** The nodes this one compares digests with: --peers and nodes that introduced themselves (Lagoon-Peer). */
+  private readonly peers: PeerSet;
   private readonly snapshots: SnapshotKeeper | undefined;
   /** Set while the replica is rebuilt from a peer's snapshot: nothing is served meanwhile (replica_bootstrapping). */
   private bootstrapping: string | undefined;
@@ -204,6 +207,7 @@ export class LagoonNode {
       });
     }
     this.events = new EventLog({ file: config.eventsFile });
+    this.peers = new PeerSet(config.peers, () => this.address);
     this.tracker = new LagTracker({
       nodeId: config.id,
       topic: config.topic,
@@ -213,7 +217,8 @@ export class LagoonNode {
       monitor: this.monitor,
       store: this.store,
       events: this.events,
-      peers: config.peers,
+      peers: this.peers,
+      selfUrl: () => this.advertisedUrl(),
       // Peers share LAGOON_API_TOKENS: their /v1/digest is asked with one of its tokens that has `read`.
       peerToken: peerToken(config.apiTokens),
       replicaProgressAt: () => this.replica?.lastBatchAt ?? 0,
@@ -272,6 +277,15 @@ export class LagoonNode {
         },
       },
       (app) => {
+        // A node calling this one's /v1/digest or /v1/snapshot says who it is (after authentication, when on).
+        app.addHook('onRequest', async (req) => {
+          const from = req.headers['lagoon-peer'];
+          if (typeof from !== 'string') return;
+          const route = req.routeOptions.url;
+          if ((route === '/v1/digest' || route === '/v1/snapshot') && this.peers.learn(from)) {
+            this.logNode('peer_learned', { peer: from });
+          }
+        });
         lagRoutes(app, this.tracker, this.events, this.history);
         dashboardRoutes(app);
         app.get('/metrics', async (_req, reply) =>
@@ -450,6 +464,7 @@ export class LagoonNode {
           topicId: this.store.topicIdentity()?.topicId ?? undefined,
           peers: this.config.peers,
           token: peerToken(this.config.apiTokens),
+          selfUrl: this.advertisedUrl(),
           workDir: path.join(path.dirname(path.resolve(this.config.db)), 'bootstrap'),
           timeoutMs: 10 * 60_000,
           log: eventLogger(this.log, 'bootstrap'),
@@ -511,6 +526,12 @@ export class LagoonNode {
     } finally {
       await a.disconnect().catch(() => {});
     }
+  }
+
+  /** The URL peers can reach this node at, or '' when it listens on every interface (no single address to give). */
+  private advertisedUrl(): string {
+    const host = new URL(this.address || 'http://0.0.0.0').hostname;
+    return host === '0.0.0.0' || host === '[::]' || host === '::' ? '' : this.address;
   }
 
   /** Applied offsets as the replica last reported them (OffsetWatch, in memory: no SQLite query per refresh). */

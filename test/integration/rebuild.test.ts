@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, testKafka } from '../support/kafka.js';
+import { brokers, eventually, testKafka } from '../support/kafka.js';
 import {
   addNode,
   digestsAgree,
@@ -32,6 +34,13 @@ async function logStarts(topic: string): Promise<Map<number, number>> {
   } finally {
     await admin.disconnect();
   }
+}
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lagoon.js');
+
+function lagoon(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 180_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 /** Sets topic-level configs (incremental: the others keep their values). */
@@ -188,6 +197,32 @@ describe('rebuilding replicas from snapshots', () => {
     expect(log.split('"event":"bootstrap_installed"').length).toBeGreaterThan(1);
     await expectSameData(b);
   }, 400_000);
+
+  it("lagoon snapshot create|list show a node's snapshots; lagoon node remove deletes a stopped node's group", async () => {
+    const created = lagoon(['snapshot', 'create', '--node', a.url]);
+    expect(created.code, created.err).toBe(0);
+    expect(created.out).toMatch(/snapshot-\S+\.lsnap +offsets 0:\d+ 1:\d+/);
+    const listed = lagoon(['snapshot', 'list', '--node', a.url]);
+    expect(listed.code, listed.err).toBe(0);
+    expect(listed.out.trim().split('\n').length).toBeGreaterThanOrEqual(1);
+    expect(listed.out).toContain(created.out.trim().split(/\s+/)[3]!);
+
+    // The node without peers (second test) still runs: its group has a member, so it is not removed.
+    const d = extra[1]!;
+    const active = lagoon(['node', 'remove', d.id, '--kafka', brokers().join(',')]);
+    expect(active.code).toBe(2);
+    expect(active.err).toMatch(/still running/);
+    await d.stop();
+    const removed = await eventually('the stopped node removed', () => {
+      const r = lagoon(['node', 'remove', d.id, '--kafka', brokers().join(',')]);
+      return r.code === 0 ? r : undefined;
+    });
+    expect(removed.out).toContain(`lagoon-replica-${d.id}`);
+    await eventually('its replica gone from the lag report', async () => {
+      const r = await http('GET', `${a.url}/v1/lag`);
+      return r.body.replicas.some((x: { node: string }) => x.node === d.id) ? undefined : true;
+    });
+  }, 400_000);
 });
 
 describe('adding a node under write load', () => {
@@ -229,7 +264,17 @@ describe('adding a node under write load', () => {
       }
       const log = fs.readFileSync(d.logFile, 'utf8');
       expect(log).toContain('"event":"bootstrap_installed"');
-      expect(a).toBeDefined();
+      // The three were started without it in their --peers; it introduced itself (Lagoon-Peer), so each one's
+      // lag report lists its replica and compares digests with it.
+      for (const n of nodes) {
+        await eventually(`${n.id} knows the added node`, async () => {
+          const r = await http('GET', `${n.url}/v1/lag`);
+          const inDigests = r.body.digests.nodes.some((x: { node: string }) => x.node === d!.id);
+          const inReplicas = r.body.replicas.some((x: { node: string }) => x.node === d!.id);
+          return inDigests && inReplicas && r.body.digests.agree === true ? true : undefined;
+        });
+      }
+      expect(fs.readFileSync(a.logFile, 'utf8')).toContain('"event":"peer_learned"');
     } finally {
       await d?.stop();
       await stopAll();

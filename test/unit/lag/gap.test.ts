@@ -3,6 +3,7 @@ import client from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventLog } from '../../../src/lag/events.js';
 import { registerLagMetrics } from '../../../src/lag/metrics.js';
+import { PeerSet } from '../../../src/lag/peer-set.js';
 import { LagTracker } from '../../../src/lag/tracker.js';
 import type { LagReport, LagStatus, PartitionLag } from '../../../src/lag/types.js';
 import type { ClusterMonitor, ClusterView, PartitionView } from '../../../src/log/monitor.js';
@@ -51,7 +52,7 @@ function tracker(state: { view: ClusterView; applied: number[] }) {
       digests: () => [],
     } as unknown as ReplicaStore,
     events: new EventLog(),
-    peers: [],
+    peers: new PeerSet([], () => 'http://127.0.0.1:1'),
     replicaProgressAt: () => Date.now(),
     intervalMs: 20,
   });
