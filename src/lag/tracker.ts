@@ -297,7 +297,9 @@ export class LagTracker {
         }
       }),
     );
-    const all = [own, ...peers.filter((x): x is typeof own => x !== undefined)];
+    // One entry per node: a node reached through two URLs (configured through a proxy, learned directly) counts once.
+    const all: Array<typeof own> = [];
+    for (const n of [own, ...peers]) if (n && !all.some((x) => x.node === n.node)) all.push(n);
     // Digests are comparable only at equal applied offsets: compare those partitions, ignore the rest.
     let compared = 0;
     let agree = true;
