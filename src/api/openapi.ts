@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { NodeConfig } from '../config.js';
+import { SNAPSHOT_CONTENT_TYPE } from '../store/snapshot.js';
 import { requiredScope } from './auth.js';
 import {
   BatchBody,
@@ -11,11 +12,13 @@ import {
   Digest,
   Item,
   NodeStatus,
+  NoQuery,
   PendingWrite,
   ProblemSchema,
   ReadQuery,
   ScanQuery,
   ScanResult,
+  SnapshotQuery,
   WriteOutcomeView,
   WriteQuery,
   WriteResult,
@@ -53,6 +56,42 @@ const transportProblems = {
     'request_timeout: the headers did not arrive within 10 s, or the whole request within 30 s; the connection is closed',
   ),
   431: problem('headers_too_large (over 16 KiB of headers) or too_many_headers (more than 128)'),
+};
+/** One snapshot as listed (src/api/routes-snapshot.ts): file name, size, manifest (src/store/snapshot.ts). */
+const snapshotItem = {
+  type: 'object',
+  required: ['name', 'size', 'manifest'],
+  properties: {
+    name: { type: 'string' },
+    size: { type: 'integer', minimum: 0 },
+    manifest: {
+      type: 'object',
+      required: ['format', 'node', 'topic', 'schemaVersion', 'partitions', 'createdAt', 'bytes', 'sha256'],
+      properties: {
+        format: { const: 1 },
+        node: { type: 'string' },
+        topic: { type: 'string' },
+        topicId: { type: ['string', 'null'] },
+        clusterId: { type: ['string', 'null'] },
+        schemaVersion: { type: 'integer' },
+        partitions: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['partition', 'appliedOffset', 'digest'],
+            properties: {
+              partition: { type: 'integer', minimum: 0 },
+              appliedOffset: { type: 'integer', minimum: 0 },
+              digest: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+            },
+          },
+        },
+        createdAt: { type: 'string' },
+        bytes: { type: 'integer', minimum: 0 },
+        sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+      },
+    },
+  },
 };
 const keyParam = {
   name: 'key',
@@ -185,7 +224,9 @@ export function openApiDocument(config: NodeConfig): Json {
               'invalid_key; invalid_query (unknown or repeated parameter, value out of range); conflicting_query (maxStaleMs / maxLag without consistency=bounded); missing_bound (bounded without maxStaleMs or maxLag); invalid_session (malformed Lagoon-Session); invalid_read_buffered (true|false)',
             ),
             404: { ...problem('No such key'), headers: readHeaders },
-            503: problem('Bound not met, or Kafka unreachable (strong)'),
+            503: problem(
+              "Bound not met, or Kafka unreachable (strong); replica_bootstrapping (the replica is being rebuilt from a snapshot, or starts empty and has not checked the log yet); replica_gap (records of the key's partition, or of any partition for a scan, were deleted by retention before this replica applied them)",
+            ),
             504: problem('Replica did not catch up in time (session, strong)'),
             ...transportProblems,
           },
@@ -211,7 +252,9 @@ export function openApiDocument(config: NodeConfig): Json {
             400: problem(
               'invalid_query (unknown or repeated parameter, limit not 1–1000, not valid percent-encoded UTF-8); invalid_prefix (control characters, lone surrogates, over 1024 bytes); invalid_cursor (not one this API returned, or from a scan with another prefix); conflicting_query; missing_bound; invalid_session',
             ),
-            503: problem('Bound not met, or Kafka unreachable (strong)'),
+            503: problem(
+              "Bound not met, or Kafka unreachable (strong); replica_bootstrapping (the replica is being rebuilt from a snapshot, or starts empty and has not checked the log yet); replica_gap (records of the key's partition, or of any partition for a scan, were deleted by retention before this replica applied them)",
+            ),
             504: problem('Replica did not catch up in time (session, strong)'),
             ...transportProblems,
           },
@@ -324,6 +367,68 @@ export function openApiDocument(config: NodeConfig): Json {
         get: {
           summary: 'Per-partition digest of replica state',
           responses: { 200: json(Digest, 'Digests') },
+        },
+      },
+      '/v1/snapshot': {
+        get: {
+          summary:
+            "The newest snapshot of this replica (taken now if none is as young as maxAgeMs): a magic line 'LAGOON-SNAPSHOT 1', the manifest as one JSON line, then the gzipped SQLite database",
+          parameters: queryParams(SnapshotQuery),
+          responses: {
+            200: {
+              description: 'The snapshot',
+              content: { [SNAPSHOT_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+              headers: { 'Lagoon-Snapshot-Created': { schema: { type: 'string' } } },
+            },
+            400: problem('invalid_query'),
+            404: problem('no_replica: this node has no replica (role api)'),
+            503: problem(
+              'snapshot_unavailable: the replica is bootstrapping, has a gap, refused its log or is not running',
+            ),
+            ...transportProblems,
+          },
+        },
+      },
+      '/v1/snapshots': {
+        get: {
+          summary: "This node's snapshots, newest first",
+          parameters: queryParams(NoQuery),
+          responses: {
+            200: {
+              description: 'Snapshots kept in the data dir',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['node', 'snapshots'],
+                    properties: {
+                      node: { type: 'string' },
+                      snapshots: { type: 'array', items: snapshotItem },
+                    },
+                  },
+                },
+              },
+            },
+            400: problem('invalid_query'),
+            404: problem('no_replica: this node has no replica (role api)'),
+            ...transportProblems,
+          },
+        },
+        post: {
+          summary: 'Take a snapshot now (admin)',
+          parameters: queryParams(NoQuery),
+          responses: {
+            201: {
+              description: 'The snapshot taken',
+              content: { 'application/json': { schema: snapshotItem } },
+            },
+            400: problem('invalid_query'),
+            404: problem('no_replica: this node has no replica (role api)'),
+            503: problem(
+              'snapshot_unavailable: the replica is bootstrapping, has a gap, refused its log or is not running',
+            ),
+            ...transportProblems,
+          },
         },
       },
       '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'alive' } } } },

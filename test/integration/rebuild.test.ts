@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import kafkajs from 'kafkajs';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokers, eventually, testKafka } from '../support/kafka.js';
 import {
@@ -181,6 +182,47 @@ describe('rebuilding replicas from snapshots', () => {
         : undefined;
     });
     expect(lag[0].reason).toMatch(/deleted by retention/);
+    // The dashboard, in a real headless Chromium, shows it too: the replica's status and its cells say GAP, the
+    // cells' tooltips the reason.
+    const browser = await chromium.launch({
+      executablePath: process.env.LAGOON_CHROMIUM ?? '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+      ],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${d.url}/dashboard`);
+      await page.waitForFunction(
+        (id) =>
+          (
+            globalThis as unknown as {
+              document: { querySelector(s: string): { textContent: string | null } | null };
+            }
+          ).document
+            .querySelector(`[data-testid="status-${id}"]`)
+            ?.textContent?.trim() === 'GAP',
+        d.id,
+        { timeout: 90_000 },
+      );
+      const cells = await page.$$eval(`[data-testid^="cell-${d.id}-"]`, (els) =>
+        els.map((e) => {
+          const el = e as unknown as { dataset: Record<string, string | undefined>; title: string };
+          return { status: el.dataset.status, title: el.title };
+        }),
+      );
+      expect(cells.length).toBe(6);
+      for (const c of cells) {
+        expect(c.status).toBe('GAP');
+        expect(c.title).toMatch(/GAP — offsets? \d+(–\d+)? (was|were) deleted by retention/);
+      }
+    } finally {
+      await browser.close();
+    }
     // No snapshot is taken of a store with a gap.
     const snap = await http('GET', `${d.url}/v1/snapshot`);
     expect(snap.status).toBe(503);
