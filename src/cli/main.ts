@@ -10,7 +10,7 @@ Usage:
   lagoon up [--brokers 3|1] [--nodes 3] [--partitions 6] [--data-dir .lagoon] [--kafka LIST] [--retention 7d]
   lagoon node --id ID --port N [--kafka LIST] [--db PATH] [--role api|replica|all] [--peers URL,…] [--events-file F]
               [--retention 7d] [--bootstrap]
-  lagoon node remove ID [--kafka LIST] [--topic T]   delete a removed node's consumer group (refused while active)
+  lagoon node remove ID [--kafka LIST]              delete a removed node's consumer group (refused while active)
   lagoon snapshot create|list [--node URL]          take or list a node's snapshots (default http://127.0.0.1:8081)
   lagoon kafka fetch|start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
   lagoon chaos SCENARIO|all [--seed N] [--duration S] [--rate R] [--attach] [--out DIR]   (lagoon chaos --help)
