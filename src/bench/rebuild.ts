@@ -24,9 +24,19 @@ export interface RebuildTimes {
   fromSnapshotS: number;
 }
 
-function records(n: number, keys: number, partitions: number): Map<number, LogRecord[]> {
+/**
+ * `n` puts over `keys` keys (key-0, key-1, …), grouped by partition, each partition's offsets continuing from
+ * `from` (0 where absent); `tag` keeps write ids and timestamps apart between the log and the tail.
+ */
+function records(
+  n: number,
+  keys: number,
+  partitions: number,
+  from: ReadonlyMap<number, number>,
+  tag: { wid: string; ts: number; value: (i: number) => unknown },
+): Map<number, LogRecord[]> {
   const out = new Map<number, LogRecord[]>();
-  const next = new Map<number, number>();
+  const next = new Map(from);
   for (let i = 0; i < n; i++) {
     const key = `key-${i % keys}`;
     const p = partitionOf(key, partitions);
@@ -35,9 +45,9 @@ function records(n: number, keys: number, partitions: number): Map<number, LogRe
     const list = out.get(p) ?? [];
     list.push({
       offset,
-      timestamp: 1_700_000_000_000 + i,
+      timestamp: tag.ts + i,
       key: encodeKey(key),
-      value: encodeRecord({ v: 1, op: 'put', value: { i, pad: 'x'.repeat(64) }, wid: `rb-${i}` }),
+      value: encodeRecord({ v: 1, op: 'put', value: tag.value(i), wid: `${tag.wid}-${i}` }),
     });
     out.set(p, list);
   }
@@ -64,7 +74,11 @@ export async function measureRebuild(
   const batch = 500;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lagoon-rebuild-bench-'));
   try {
-    const log = records(keys, keys, partitions);
+    const log = records(keys, keys, partitions, new Map(), {
+      wid: 'rb',
+      ts: 1_700_000_000_000,
+      value: (i) => ({ i, pad: 'x'.repeat(64) }),
+    });
     const peer = ReplicaStore.open(path.join(dir, 'peer.db'), { partitions });
     const fromLogS = applyAll(peer, log, batch);
     log.clear();
@@ -78,22 +92,13 @@ export async function measureRebuild(
     const snapshotS = (performance.now() - t0) / 1000;
     const tailRecords = Math.max(1, Math.floor(keys / 100));
     // Offsets of the tail continue each partition's log where the snapshot ends.
-    const tail = new Map<number, LogRecord[]>();
-    const at = new Map(snap.manifest.partitions.map((p) => [p.partition, p.appliedOffset]));
-    for (let i = 0; i < tailRecords; i++) {
-      const key = `key-${i % keys}`;
-      const p = partitionOf(key, partitions);
-      const offset = at.get(p) ?? 0;
-      at.set(p, offset + 1);
-      const list = tail.get(p) ?? [];
-      list.push({
-        offset,
-        timestamp: 1_800_000_000_000 + i,
-        key: encodeKey(key),
-        value: encodeRecord({ v: 1, op: 'put', value: { tail: i }, wid: `tail-${i}` }),
-      });
-      tail.set(p, list);
-    }
+    const tail = records(
+      tailRecords,
+      keys,
+      partitions,
+      new Map(snap.manifest.partitions.map((p) => [p.partition, p.appliedOffset])),
+      { wid: 'tail', ts: 1_800_000_000_000, value: (i) => ({ tail: i }) },
+    );
     peer.close();
     t0 = performance.now();
     const incoming = path.join(dir, 'incoming.db');

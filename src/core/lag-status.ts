@@ -82,11 +82,14 @@ export function worstStatus(list: Iterable<LagStatus>): LagStatus {
 export function gapOf(s: LagSample): string | undefined {
   const start = s.logStartOffset;
   if (start === undefined || !Number.isFinite(start) || !(s.appliedOffset < start)) return undefined;
-  const deleted =
-    start - 1 === s.appliedOffset
-      ? `offset ${s.appliedOffset} was deleted by retention before this replica applied it`
-      : `offsets ${s.appliedOffset}–${start - 1} were deleted by retention before this replica applied them`;
-  return `${deleted}; it serves nothing from this partition until it is rebuilt from a peer's snapshot`;
+  return `${deletedRange(s.appliedOffset, start)}; it serves nothing from this partition until it is rebuilt from a peer's snapshot`;
+}
+
+/** "offsets from–(logStart−1) were deleted by retention before this replica applied them" (one offset: singular). */
+export function deletedRange(from: number, logStart: number): string {
+  return logStart - 1 === from
+    ? `offset ${from} was deleted by retention before this replica applied it`
+    : `offsets ${from}–${logStart - 1} were deleted by retention before this replica applied them`;
 }
 
 /** Records the replica has not applied yet; never negative. */

@@ -3,6 +3,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { LagoonError } from '../errors.js';
 import type { HighWatermarks } from './high-watermarks.js';
 import { withTimeout } from './kafka-wire.js';
+import { logStartsOf } from './topic.js';
 
 /** What the node last learned about one partition of the Lagoon topic. */
 export interface PartitionView {
@@ -360,20 +361,6 @@ export class ClusterMonitor {
       });
     }
   }
-}
-
-/**
- * Takes the partitions' log start offsets (`low`) from a kafkajs fetchTopicOffsets answer. A value that
- * is not a non-negative integer is ignored (the last known one stays); one that went down (the topic
- * was recreated) is taken as it is.
- */
-function logStartsOf(offsets: Array<{ partition: number; low: string }>): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const o of offsets) {
-    const low = Number(o.low);
-    if (Number.isSafeInteger(low) && low >= 0) out.set(o.partition, low);
-  }
-  return out;
 }
 
 /**

@@ -232,3 +232,22 @@ function readTopicId(r: Reader, topic: string): string {
   if (id.every((b) => b === 0)) throw new Error(`topic '${topic}' has no id (broker older than 2.8)`);
   return Buffer.from(id).toString('base64url');
 }
+
+/**
+ * Takes the partitions' log start offsets (`low`) from a kafkajs fetchTopicOffsets answer. A value that
+ * is not a non-negative integer is ignored (the last known one stays); one that went down (the topic
+ * was recreated) is taken as it is.
+ */
+export function logStartsOf(offsets: Array<{ partition: number; low: string }>): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const o of offsets) {
+    const low = Number(o.low);
+    if (Number.isSafeInteger(low) && low >= 0) out.set(o.partition, low);
+  }
+  return out;
+}
+
+/** The log's first offset per partition (0 where nothing was ever deleted), asked of Kafka now. */
+export async function fetchLogStarts(admin: Admin, topic: string): Promise<Map<number, number>> {
+  return logStartsOf(await admin.fetchTopicOffsets(topic));
+}

@@ -7,6 +7,7 @@ import type { NodeConfig } from '../config.js';
 import { peerToken } from '../core/api-tokens.js';
 import { type ClusterFacts, clusterChanges } from '../core/cluster-changes.js';
 import { Freshness } from '../core/freshness.js';
+import { deletedRange } from '../core/lag-status.js';
 import { type CatchUpTarget, catchUpGap, latchTarget, type Readiness, readiness } from '../core/readiness.js';
 import { topicTag } from '../core/session.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
@@ -24,7 +25,7 @@ import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor, type ClusterView } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
 import { JOIN_GROUP, SYNC_GROUP, stallGuardedSockets } from '../log/stall-guard.js';
-import { ensureTopic, type TopicSpec, verifyTopic } from '../log/topic.js';
+import { ensureTopic, fetchLogStarts, type TopicSpec, verifyTopic } from '../log/topic.js';
 import { type GateRefusal, WRITER_CLIENT, Writer } from '../log/writer.js';
 import { OutboxDrainer } from '../outbox/drainer.js';
 import { Outbox, outboxPathFor } from '../outbox/outbox.js';
@@ -337,12 +338,7 @@ export class LagoonNode {
   private gapSummary(): string | undefined {
     const gaps = this.replica?.gaps() ?? [];
     if (gaps.length === 0) return undefined;
-    return gaps
-      .map(
-        (g) =>
-          `partition ${g.partition}: offsets ${g.from}-${g.logStart - 1} were deleted before it applied them`,
-      )
-      .join('; ');
+    return gaps.map((g) => `partition ${g.partition}: ${deletedRange(g.from, g.logStart)}`).join('; ');
   }
 
   private catchUpGap(): string | undefined {
@@ -414,7 +410,7 @@ export class LagoonNode {
     if (hit.length === 0) return undefined;
     return new LagoonError(
       'replica_gap',
-      `Records of partition(s) ${hit.map((g) => `${g.partition} (offsets ${g.from}-${g.logStart - 1})`).join(', ')} were deleted by retention before this replica applied them: it serves nothing from them until it is rebuilt from a peer's snapshot${this.config.peers.length === 0 ? ' (this node has no --peers)' : ''}. Read from another node.`,
+      `${hit.map((g) => `Partition ${g.partition}: ${deletedRange(g.from, g.logStart)}`).join('; ')}. This replica serves nothing from them until it is rebuilt from a peer's snapshot${this.config.peers.length === 0 ? ' (this node has no --peers)' : ''}. Read from another node.`,
       { status: 503, retryable: true, details: { partitions: hit.map((g) => g.partition) } },
     );
   }
@@ -521,8 +517,7 @@ export class LagoonNode {
     const a = this.kafka.admin();
     await a.connect();
     try {
-      const offsets = await a.fetchTopicOffsets(this.config.topic);
-      return new Map(offsets.map((o) => [o.partition, Number(o.low)]));
+      return await fetchLogStarts(a, this.config.topic);
     } finally {
       await a.disconnect().catch(() => {});
     }
@@ -675,15 +670,17 @@ export class LagoonNode {
       try {
         const a = client.admin();
         await a.connect();
+        let logStart = new Map<number, number>();
         try {
           await ensureTopic(a, this.topicSpec());
+          if (this.replica) logStart = await fetchLogStarts(a, this.config.topic);
         } finally {
           await a.disconnect().catch(() => {});
         }
         this.setTopicProblem(undefined);
         this.scheduleTopicCheck(client);
         if (this.replica) {
-          await this.prepareReplica(await this.logStartOffsets());
+          await this.prepareReplica(logStart);
           await this.replica.start();
           this.snapshots?.start();
         }

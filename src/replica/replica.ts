@@ -1,8 +1,9 @@
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import { txTagOf } from '../core/batch.js';
+import { deletedRange } from '../core/lag-status.js';
 import { identityProblem, misroutedKey } from '../core/topic-safety.js';
 import { TxSequencer } from '../core/tx-sequencer.js';
-import { fetchTopicIdentity, type RawEndpoint } from '../log/topic.js';
+import { fetchLogStarts, fetchTopicIdentity, type RawEndpoint } from '../log/topic.js';
 import type { LogRecord, ReplicaStore } from '../store/replica-store.js';
 
 export type ReplicaState = 'idle' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
@@ -400,38 +401,33 @@ export class Replica {
    * applies nothing more until the store is rebuilt. Throws (the batch is fetched again) if Kafka cannot say.
    */
   private async foundGap(consumer: Consumer, p: number, expected: number): Promise<boolean> {
-    const admin = await this.connectedAdmin();
-    const offsets = await admin.fetchTopicOffsets(this.opts.topic);
-    const logStart = Number(offsets.find((o) => o.partition === p)?.low ?? 0);
+    const logStart = (await fetchLogStarts(await this.connectedAdmin(), this.opts.topic)).get(p) ?? 0;
     if (logStart <= expected) return false;
-    const gap: PartitionGap = { partition: p, from: expected, logStart, at: Date.now() };
-    this.gapped.set(p, gap);
     consumer.pause([{ topic: this.opts.topic, partitions: [p] }]);
-    this.log('partition_gap', {
-      partition: p,
-      from: expected,
-      logStart,
-      reason: `offsets ${expected}-${logStart - 1} were deleted by retention before this replica applied them`,
-    });
-    this.opts.onGap?.(gap);
+    const [gap] = this.markGaps([{ partition: p, from: expected, logStart }]);
+    if (gap) this.opts.onGap?.(gap);
     return true;
   }
 
   /**
-   * Gaps found before the replica starts (the node compares the store's offsets with the log's start): those
-   * partitions are never seeked or fetched, exactly as if the replica had found them itself.
+   * Marks partitions as gapped (never seeked, fetched or applied again by this replica) and logs each; returns the
+   * new ones. The node calls it before the replica starts, for gaps it found by comparing the store with the log.
    */
-  markGaps(gaps: ReadonlyArray<Omit<PartitionGap, 'at'>>): void {
+  markGaps(gaps: ReadonlyArray<Omit<PartitionGap, 'at'>>): PartitionGap[] {
+    const added: PartitionGap[] = [];
     for (const g of gaps) {
       if (this.gapped.has(g.partition)) continue;
-      this.gapped.set(g.partition, { ...g, at: Date.now() });
+      const gap = { ...g, at: Date.now() };
+      this.gapped.set(g.partition, gap);
+      added.push(gap);
       this.log('partition_gap', {
         partition: g.partition,
         from: g.from,
         logStart: g.logStart,
-        reason: `offsets ${g.from}-${g.logStart - 1} were deleted by retention before this replica applied them`,
+        reason: deletedRange(g.from, g.logStart),
       });
     }
+    return added;
   }
 
   /** Partitions paused at a gap, if any. */

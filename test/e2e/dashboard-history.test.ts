@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../support/browser.js';
 import { eventually, localCluster } from '../support/kafka.js';
 import { http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js';
 
@@ -12,7 +13,6 @@ import { http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js'
  */
 
 const cluster = localCluster();
-const CHROMIUM = process.env.LAGOON_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.resolve(import.meta.dirname, '../../test-results/dashboard-history');
 /** Liveness bound per step (does it happen at all); a shared 2-core machine may be slow. */
 const STEP_MS = 180_000;
@@ -82,16 +82,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('dashboard history in a he
   beforeAll(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
     ({ nodes, stopAll } = await startNodes(3));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

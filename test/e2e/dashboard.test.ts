@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../support/browser.js';
 import { localCluster } from '../support/kafka.js';
 import { http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js';
 
@@ -14,7 +15,6 @@ import { http, type NodeProc, startNodes, writeLoop } from '../support/nodes.js'
  */
 
 const cluster = localCluster();
-const CHROMIUM = process.env.LAGOON_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.resolve(import.meta.dirname, '../../test-results/dashboard');
 /**
  * Every wait below is a liveness bound (does it happen at all), each step with its own budget: a shared
@@ -152,16 +152,7 @@ describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('lag dashboard in a headle
   beforeAll(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
     ({ nodes, stopAll } = await startNodes(3));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
   });

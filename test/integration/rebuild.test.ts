@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import kafkajs from 'kafkajs';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/browser.js';
 import { brokers, eventually, testKafka } from '../support/kafka.js';
 import {
   addNode,
@@ -184,16 +184,7 @@ describe('rebuilding replicas from snapshots', () => {
     expect(lag[0].reason).toMatch(/deleted by retention/);
     // The dashboard, in a real headless Chromium, shows it too: the replica's status and its cells say GAP, the
     // cells' tooltips the reason.
-    const browser = await chromium.launch({
-      executablePath: process.env.LAGOON_CHROMIUM ?? '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       await page.goto(`${d.url}/dashboard`);
