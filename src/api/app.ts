@@ -3,6 +3,7 @@ import { LagoonError } from '../errors.js';
 import { authHook } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import {
+  advertiseKeepAlive,
   jsonBodyParser,
   limitHeaderCount,
   lingerOnUnreadBody,
@@ -36,6 +37,7 @@ export function buildApi(deps: ApiDeps, extra?: (app: FastifyInstance) => void):
   app.setErrorHandler(errorHandler);
   limitHeaderCount(app);
   lingerOnUnreadBody(app);
+  advertiseKeepAlive(app);
   // Graceful shutdown: once the node is stopping, in-flight requests finish but new ones are turned away at once
   // (retryable, definite: nothing was done), so a client or balancer moves to another node.
   app.addHook('onRequest', async (req, reply) => {

@@ -25,7 +25,7 @@ import { strictQuerystring } from './query.js';
  * | all headers received | 10 s after the request began (`headersTimeout`) | 408 `request_timeout`, connection closed |
  * | whole request received (headers + body) | 30 s (`requestTimeout`) | 408 `request_timeout`, connection closed |
  * | socket idle (no byte either way) | the longest wait a request may ask for + 30 s (`connectionTimeout`): 150 s with the defaults | connection closed |
- * | idle keep-alive connection | 30 s (`keepAliveTimeout`) | connection closed |
+ * | idle keep-alive connection | 30 s (`keepAliveTimeout`); clients are told 20 s (`Keep-Alive: timeout=20`) | connection closed |
  * | body | LAGOON_MAX_VALUE_BYTES (PUT), 4 × that, at least 4 MiB (POST /v1/batch) | 413 `value_too_large` |
  *
  * Node checks the header and request deadlines every second (`connectionsCheckingInterval`), so a slow sender
@@ -38,6 +38,8 @@ export const HTTP_LIMITS = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 30_000,
+  /** What the `Keep-Alive` header advertises: well under keepAliveTimeoutMs (see advertiseKeepAlive). */
+  keepAliveAdvertisedS: 20,
   checkIntervalMs: 1000,
   /** Added to the longest wait a request can ask for to give the socket's idle timeout. */
   idleMarginMs: 30_000,
@@ -251,4 +253,23 @@ export function jsonBodyParser(
   const r = parseJsonValue(text);
   if (r.ok) done(null, r.value);
   else done(new LagoonError(r.error.code, r.error.reason, { status: 400 }));
+}
+
+/**
+ * Tells clients a keep-alive time 10 s shorter than the server really keeps an idle connection. Node would
+ * advertise exactly its keepAliveTimeout (30 s), and a client such as undici (Node's fetch) reuses an idle socket
+ * until 1 s before the advertised time, on timers that may fire a second or more late on a loaded machine: a
+ * request sent in that last second meets the server's close and fails with "other side closed" although nothing
+ * was wrong. With the margin, a request on a reused connection never races the server's idle close. Setting the
+ * header ourselves makes Node leave out its own (it adds one only when none is set).
+ */
+export function advertiseKeepAlive(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply, payload) => {
+    const closing =
+      req.raw.httpVersion !== '1.1' ||
+      /close/i.test(req.headers.connection ?? '') ||
+      /close/i.test(String(reply.getHeader('connection') ?? ''));
+    if (!closing) reply.header('Keep-Alive', `timeout=${HTTP_LIMITS.keepAliveAdvertisedS}`);
+    return payload;
+  });
 }
