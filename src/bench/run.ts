@@ -30,6 +30,7 @@ import { closedLoop, openLoop } from './load.js';
 import { peakRssMiB } from './proc.js';
 import { summarizeProfiles } from './profile.js';
 import { alternate, FIGURES, type Figure, figure, markdownTable } from './report.js';
+import { BENCH_USAGE, checkBenchArgs } from './usage.js';
 
 /** How long and how often: `--quick` (under 10 minutes) or the full run (with the light configuration too). */
 export interface BenchPlan {
@@ -93,6 +94,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Sub-commands: `bench apply` (store-level apply rate only), `bench outage`, `bench noop` (the anchor server).
  */
 export async function benchCommand(args: string[], io: CliIo): Promise<number> {
+  if (checkBenchArgs(args) === 'help') {
+    io.out(BENCH_USAGE);
+    return 0;
+  }
   const flag = (name: string) => args.includes(`--${name}`);
   const opt = (name: string) => {
     const i = args.indexOf(`--${name}`);

@@ -14,7 +14,7 @@ Usage:
   lagoon snapshot create|list [--node URL]          take or list a node's snapshots (default http://127.0.0.1:8081)
   lagoon kafka fetch|start|stop|kill|pause|resume|status [--broker N] [--brokers 3|1] [--data-dir DIR]
   lagoon chaos SCENARIO|all [--seed N] [--duration S] [--rate R] [--attach] [--out DIR]   (lagoon chaos --help)
-  lagoon bench [...]
+  lagoon bench [...]                               (lagoon bench --help)
 `;
 
 function int(name: string, v: string | undefined): number | undefined {
