@@ -8,7 +8,7 @@ import { partitionOf } from '../core/partitioner.js';
 import { encodeKey, encodeRecord } from '../core/record.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ensureTopic } from '../log/topic.js';
-import { WRITER_CLIENT, Writer } from '../log/writer.js';
+import { Writer, writerClient } from '../log/writer.js';
 import { LAGOON_BIN, spawnNode, waitNodeReady } from '../node/spawn.js';
 import type { LogRecord } from '../store/replica-store.js';
 import { rawUpsertSeconds } from './apply.js';
@@ -157,7 +157,7 @@ export async function writerWindow(
   env: ChaosEnv,
   opts: { topic: string; partitions: number; durationS: number; inFlight: number; lingerMs: number },
 ): Promise<number> {
-  const kafka = kafkaClient({ brokers: env.bootstrap, clientId: 'bench-writer' }, WRITER_CLIENT);
+  const kafka = kafkaClient({ brokers: env.bootstrap, clientId: 'bench-writer' }, writerClient());
   const writer = new Writer(kafka, { topic: opts.topic, lingerMs: opts.lingerMs });
   writer.start();
   const value = encodeRecord({ v: 1, op: 'put', value: JSON.parse(BENCH_VALUE), wid: 'bench-1-100000' });

@@ -13,6 +13,8 @@ export interface StallGuardOptions {
    * one connection's requests in order, so everything written behind it waits too.
    */
   mayWait?: readonly number[];
+  /** Called with the API key of every request written (the node counts them: lagoon_kafka_requests_total). */
+  onRequest?: (apiKey: number) => void;
 }
 
 /**
@@ -80,6 +82,7 @@ export function stallGuardedSockets(limitMs: number, opts: StallGuardOptions = {
       const frame = args[0];
       const apiKey = Buffer.isBuffer(frame) && frame.length >= 6 ? frame.readInt16BE(4) : -1;
       outstanding.push(apiKey);
+      opts.onRequest?.(apiKey);
       if (outstanding.length === 1) {
         waitingSince = Date.now();
         judge();

@@ -425,7 +425,9 @@ export function describeKafkaError(e: unknown): string {
  * stalled connection so the resend finds the partition's current leader), then retried; kafkajs's own request
  * timeout is only a backstop behind it.
  */
-export const WRITER_CLIENT = {
-  requestTimeout: ATTEMPT_MS + 1000,
-  socketFactory: stallGuardedSockets(ATTEMPT_MS),
-} as const;
+export function writerClient(onRequest?: (apiKey: number) => void) {
+  return {
+    requestTimeout: ATTEMPT_MS + 1000,
+    socketFactory: stallGuardedSockets(ATTEMPT_MS, onRequest ? { onRequest } : {}),
+  } as const;
+}

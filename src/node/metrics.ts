@@ -12,6 +12,7 @@ export class NodeMetrics {
   readonly replication: client.Histogram<string>;
   readonly applied: client.Counter<'partition'>;
   readonly brokersUp: client.Gauge<string>;
+  readonly kafkaRequests: client.Counter<'client' | 'api'>;
 
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
@@ -46,6 +47,12 @@ export class NodeMetrics {
     this.brokersUp = new client.Gauge({
       name: 'lagoon_brokers_up',
       help: 'Kafka brokers registered in the cluster metadata as seen by this node',
+      registers: [this.registry],
+    });
+    this.kafkaRequests = new client.Counter({
+      name: 'lagoon_kafka_requests_total',
+      help: 'Requests this node sent to Kafka brokers, by client (writer: produce path and batches; replica: consumer, monitor and lag tracker) and Kafka API',
+      labelNames: ['client', 'api'],
       registers: [this.registry],
     });
   }

@@ -21,12 +21,13 @@ import { lagRoutes } from '../lag/routes.js';
 import { LagTracker, REPLICA_GROUP_PREFIX } from '../lag/tracker.js';
 import { BatchWriter } from '../log/batch-writer.js';
 import { HighWatermarks } from '../log/high-watermarks.js';
+import { kafkaApiName } from '../log/kafka-apis.js';
 import { kafkaClient } from '../log/kafka-client.js';
 import { ClusterMonitor, type ClusterView } from '../log/monitor.js';
 import { activeController } from '../log/quorum.js';
 import { JOIN_GROUP, SYNC_GROUP, stallGuardedSockets } from '../log/stall-guard.js';
 import { ensureTopic, fetchLogStarts, type TopicSpec, verifyTopic } from '../log/topic.js';
-import { type GateRefusal, WRITER_CLIENT, Writer } from '../log/writer.js';
+import { type GateRefusal, Writer, writerClient } from '../log/writer.js';
 import { OutboxDrainer } from '../outbox/drainer.js';
 import { Outbox, outboxPathFor } from '../outbox/outbox.js';
 import { Replica } from '../replica/replica.js';
@@ -130,7 +131,12 @@ export class LagoonNode {
         ssl: config.kafka.ssl,
         ...(config.kafka.sasl ? { sasl: config.kafka.sasl } : {}),
       },
-      { socketFactory: stallGuardedSockets(config.kafkaStallMs, { mayWait: [JOIN_GROUP, SYNC_GROUP] }) },
+      {
+        socketFactory: stallGuardedSockets(config.kafkaStallMs, {
+          mayWait: [JOIN_GROUP, SYNC_GROUP],
+          onRequest: this.countKafkaRequest('replica'),
+        }),
+      },
     );
     this.groupId = `${REPLICA_GROUP_PREFIX}${config.id}`;
     this.monitor = new ClusterMonitor(kafka, {
@@ -156,7 +162,7 @@ export class LagoonNode {
       },
     });
     if (config.role !== 'replica') {
-      // Its own client: each produce attempt is bounded short (WRITER_CLIENT), then retried to the deadline.
+      // Its own client: each produce attempt is bounded short (writerClient), then retried to the deadline.
       const writerKafka = kafkaClient(
         {
           brokers: config.kafka.brokers,
@@ -164,7 +170,7 @@ export class LagoonNode {
           ssl: config.kafka.ssl,
           ...(config.kafka.sasl ? { sasl: config.kafka.sasl } : {}),
         },
-        WRITER_CLIENT,
+        writerClient(this.countKafkaRequest('writer')),
       );
       this.writer = new Writer(writerKafka, {
         topic: config.topic,
@@ -569,6 +575,19 @@ export class LagoonNode {
    * topic's would put keys in other partitions than every other node, so it takes no writes at all until its
    * topic check passes), then Kafka (no broker reachable, ISR below min.insync.replicas).
    */
+  /** Counts one client's Kafka requests by API (lagoon_kafka_requests_total); one child counter per API. */
+  private countKafkaRequest(client: 'replica' | 'writer'): (apiKey: number) => void {
+    const byKey = new Map<number, { inc(): void }>();
+    return (apiKey) => {
+      let c = byKey.get(apiKey);
+      if (c === undefined) {
+        c = this.metrics.kafkaRequests.labels(client, kafkaApiName(apiKey));
+        byKey.set(apiKey, c);
+      }
+      c.inc();
+    };
+  }
+
   private writeGate(p: number): GateRefusal | undefined {
     if (this.topicProblem !== undefined) return { code: 'topic_unsafe', reason: this.topicProblem };
     const closed = this.monitor.writeGate(p);

@@ -130,6 +130,27 @@ describe('stall-guarded sockets', () => {
     socket.destroy();
   });
 
+  it('report the API key of every request written (the node counts its Kafka requests by API)', async () => {
+    const b = await broker();
+    closing.push(b.close);
+    const keys: number[] = [];
+    let socket!: net.Socket;
+    await new Promise<void>((resolve) => {
+      socket = stallGuardedSockets(1000, { onRequest: (k) => keys.push(k) })({
+        host: '127.0.0.1',
+        port: b.port,
+        ssl: undefined as never,
+        onConnect: resolve,
+      }) as net.Socket;
+    });
+    socket.on('error', () => {});
+    socket.write(request(FETCH, 1));
+    socket.write(request(METADATA, 2));
+    socket.write(request(FETCH, 3));
+    expect(keys).toEqual([FETCH, METADATA, FETCH]);
+    socket.destroy();
+  });
+
   it('an idle connection with nothing outstanding is never closed', async () => {
     const b = await broker({ frozen: true });
     closing.push(b.close);
