@@ -8,6 +8,14 @@ import type { LogRecord, ReplicaStore } from '../store/replica-store.js';
 
 export type ReplicaState = 'idle' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
+/**
+ * How often a replica writes its applied offsets to its consumer group (Kafka's committed offsets, which other
+ * nodes, lag tools and dashboards read). kafkajs's autoCommit sends an OffsetCommit after every batch of every
+ * fetch, whatever its autoCommitInterval says — under load as many requests as the writers' produce requests,
+ * each a replicated append to __consumer_offsets — so the replica commits on this clock instead.
+ */
+export const COMMIT_INTERVAL_MS = 500;
+
 export interface ReplicaOptions {
   topic: string;
   /** One consumer group per replica, so each replica receives every partition (the whole store). */
@@ -62,7 +70,8 @@ export interface ReplicaStatus {
 /**
  * The replica worker: consumes the Lagoon topic and applies each fetched batch into SQLite in one
  * transaction together with the partition's applied offset. It resumes from SQLite's offsets, never
- * from Kafka's; Kafka's committed offsets are written after apply only so standard lag tools see us.
+ * from Kafka's; Kafka's committed offsets are SQLite's applied offsets, written every COMMIT_INTERVAL_MS only so
+ * that other nodes and standard lag tools see where this replica stands.
  */
 export class Replica {
   private readonly kafka: Kafka;
@@ -288,8 +297,8 @@ export class Replica {
     await consumer.connect();
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
     await consumer.run({
-      autoCommit: true,
-      autoCommitInterval: 500,
+      // Committed on a clock (commitLoop), from SQLite: never ahead of what is applied, at most 2 requests/s.
+      autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
@@ -353,6 +362,53 @@ export class Replica {
     this.state = 'running';
     this.log(was === 'restarting' ? 'consumer_restarted' : 'consumer_started', { group: this.opts.groupId });
     this.scheduleIdentityCheck();
+    this.commitLoop(consumer);
+  }
+
+  /** Offsets last committed by the current consumer, and whether a commit is on its way. */
+  private committed = new Map<number, number>();
+  private commitInFlight: Promise<void> | undefined;
+
+  /**
+   * Commits the partitions whose applied offset (SQLite) moved since the last commit, one request at a time;
+   * a failed commit (a rebalance, the coordinator moving) is simply repeated at the next tick. Offsets are read
+   * afresh for each commit, so what Kafka holds never goes back and never runs ahead of the store.
+   */
+  private commitApplied(consumer: Consumer): Promise<void> {
+    if (this.commitInFlight !== undefined || this.consumer !== consumer || this.state !== 'running') {
+      return this.commitInFlight ?? Promise.resolve();
+    }
+    const changed = [...this.store.appliedOffsets()].filter(([p, o]) => this.committed.get(p) !== o);
+    if (changed.length === 0) return Promise.resolve();
+    this.commitInFlight = consumer
+      .commitOffsets(
+        changed.map(([partition, offset]) => ({ topic: this.opts.topic, partition, offset: String(offset) })),
+      )
+      .then(() => {
+        if (this.consumer === consumer) for (const [p, o] of changed) this.committed.set(p, o);
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.commitInFlight = undefined;
+      });
+    return this.commitInFlight;
+  }
+
+  private commitLoop(consumer: Consumer): void {
+    this.committed = new Map();
+    const timer = setInterval(() => {
+      if (
+        this.consumer !== consumer ||
+        this.state === 'stopping' ||
+        this.state === 'stopped' ||
+        this.state === 'failed'
+      ) {
+        clearInterval(timer);
+        return;
+      }
+      void this.commitApplied(consumer);
+    }, COMMIT_INTERVAL_MS);
+    timer.unref();
   }
 
   /**
@@ -384,8 +440,7 @@ export class Replica {
 
   /**
    * Applies what the sequencer releases (plain records, whole batches) in one SQLite transaction, then reports
-   * each partition that moved. Records of a partition held at a batch part wait in the sequencer; Kafka's
-   * committed offset may run ahead of SQLite's meanwhile (only tools read it; restarts resume from SQLite).
+   * each partition that moved. Records of a partition held at a batch part wait in the sequencer.
    */
   private applyReleased(): void {
     const steps = this.sequencer.drain();
@@ -450,6 +505,11 @@ export class Replica {
   close(): Promise<void> {
     this.closing ??= (async () => {
       const failed = this.state === 'failed';
+      const consumer = this.consumer;
+      // Where this replica stands, for the tools that read its group (bounded: a dead coordinator is not waited for).
+      if (consumer !== undefined && !failed) {
+        await Promise.race([this.commitApplied(consumer), new Promise((r) => setTimeout(r, 2000).unref())]);
+      }
       this.state = 'stopping';
       clearTimeout(this.restartTimer);
       clearTimeout(this.identityTimer);

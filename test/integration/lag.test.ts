@@ -122,6 +122,59 @@ describe.skipIf(!cluster)('lag from /v1/status, /metrics and Kafka’s ConsumerG
     );
   });
 
+  it('under write load a replica commits its offsets on a clock, never one commit per fetch, and never ahead of SQLite', async () => {
+    const kafkaRequests = async (n: NodeProc) => {
+      const text = await (await fetch(`${n.url}/metrics`)).text();
+      const count = (client: string, api: string) =>
+        samples(text, 'lagoon_kafka_requests_total')
+          .filter((x) => x.labels.client === client && x.labels.api === api)
+          .reduce((sum, x) => sum + x.value, 0);
+      return {
+        commits: count('replica', 'OffsetCommit'),
+        fetches: count('replica', 'Fetch'),
+        produces: count('writer', 'Produce'),
+      };
+    };
+    const before = await Promise.all(nodes.map(kafkaRequests));
+    const started = Date.now();
+    // 16 writers on each node for a few seconds: many fetches, each of which kafkajs's autoCommit would follow
+    // with an OffsetCommit (a replicated append to __consumer_offsets).
+    await Promise.all(
+      nodes.flatMap((n, i) =>
+        Array.from({ length: 16 }, async (_, j) => {
+          for (let k = 0; Date.now() - started < 6000; k++) {
+            await http('PUT', kvUrl(n, `commit-${i}-${j}-${k % 20}`), { body: k });
+          }
+        }),
+      ),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    const after = await Promise.all(nodes.map(kafkaRequests));
+    nodes.forEach((n, i) => {
+      const commits = after[i]!.commits - before[i]!.commits;
+      const fetches = after[i]!.fetches - before[i]!.fetches;
+      console.log(
+        `${n.id}: ${commits} OffsetCommit, ${fetches} Fetch, ${after[i]!.produces - before[i]!.produces} Produce in ${seconds.toFixed(1)} s`,
+      );
+      expect(after[i]!.produces - before[i]!.produces).toBeGreaterThan(0);
+      // One commit per 500 ms at most (plus the one a rebalance or a slow answer may add), whatever the fetches.
+      expect(commits).toBeLessThanOrEqual(Math.ceil(seconds / 0.5) + 2);
+    });
+    // Kafka's committed offsets (read first) never exceed what SQLite has applied (read after).
+    for (const n of nodes) {
+      const committed = await kafkaView(`lagoon-replica-${n.id}`, topic);
+      const applied = (await http('GET', `${n.url}/v1/status`)).body.partitions as Array<{
+        partition: number;
+        appliedOffset: number;
+      }>;
+      expect(committed.size).toBeGreaterThan(0);
+      for (const [p, row] of committed) {
+        if (!Number.isFinite(row.current)) continue; // nothing committed for this partition yet
+        expect(row.current).toBeLessThanOrEqual(applied.find((x) => x.partition === p)!.appliedOffset);
+      }
+    }
+  });
+
   it('/metrics passes Prometheus’ own parser and linter', async () => {
     for (const n of nodes) {
       const text = await fetch(`${n.url}/metrics`).then((r) => r.text());
