@@ -16,6 +16,9 @@ export type ReplicaState = 'idle' | 'starting' | 'running' | 'restarting' | 'sto
  */
 export const COMMIT_INTERVAL_MS = 500;
 
+/** Least time between two apply transactions (group commit, see Replica.scheduleApply). */
+export const APPLY_SPACING_MS = 20;
+
 export interface ReplicaOptions {
   topic: string;
   /** One consumer group per replica, so each replica receives every partition (the whole store). */
@@ -416,10 +419,14 @@ export class Replica {
    * one after another in the same turn of the event loop, so the whole fetch becomes ONE SQLite transaction —
    * one fsync (synchronous=FULL) instead of one per partition, and the event loop blocked once. Safe to defer:
    * SQLite is the truth on restart (GROUP_JOIN resets the sequencer to it), and what waits is only in memory.
+   *
+   * Group commit: under load, transactions are at least APPLY_SPACING_MS apart, so one fsync covers every fetch
+   * that arrived meanwhile (a node's CPU profile under write load spent 4× as long committing as applying, one
+   * commit per fetch). An idle replica applies at once: the spacing only counts from the previous transaction.
    */
   private scheduleApply(): void {
     if (this.applyPending !== undefined) return;
-    this.applyPending = setImmediate(() => {
+    const run = () => {
       this.applyPending = undefined;
       if (this.state === 'failed' || this.state === 'stopped') return;
       try {
@@ -433,10 +440,20 @@ export class Replica {
         void consumer?.disconnect().catch(() => {});
         this.scheduleRestart(error);
       }
-    });
+    };
+    const wait = this.lastApplyAt + APPLY_SPACING_MS - performance.now();
+    if (wait <= 0) {
+      const h = setImmediate(run);
+      this.applyPending = { cancel: () => clearImmediate(h) };
+    } else {
+      const h = setTimeout(run, wait);
+      this.applyPending = { cancel: () => clearTimeout(h) };
+    }
   }
 
-  private applyPending: NodeJS.Immediate | undefined;
+  private applyPending: { cancel(): void } | undefined;
+  /** When the last apply transaction ended (performance.now()). */
+  private lastApplyAt = Number.NEGATIVE_INFINITY;
 
   /**
    * Applies what the sequencer releases (plain records, whole batches) in one SQLite transaction, then reports
@@ -446,6 +463,7 @@ export class Replica {
     const steps = this.sequencer.drain();
     if (steps.length === 0) return;
     const moved = this.store.applySteps(steps);
+    this.lastApplyAt = performance.now();
     this.lastBatchAt = Date.now();
     for (const m of moved) this.opts.onApplied?.(m.partition, m.appliedOffset, m.records, m.lastTimestamp);
   }
@@ -517,7 +535,7 @@ export class Replica {
       // What the last fetch handed over is applied before the store closes (not needed for safety: a restart
       // fetches it again from SQLite's offsets).
       if (this.applyPending !== undefined) {
-        clearImmediate(this.applyPending);
+        this.applyPending.cancel();
         this.applyPending = undefined;
         if (!failed) {
           try {
