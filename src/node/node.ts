@@ -570,11 +570,6 @@ export class LagoonNode {
     }
   }
 
-  /**
-   * Why partition `p` cannot take writes now: the topic first (a node whose partition count disagrees with the
-   * topic's would put keys in other partitions than every other node, so it takes no writes at all until its
-   * topic check passes), then Kafka (no broker reachable, ISR below min.insync.replicas).
-   */
   /** Counts one client's Kafka requests by API (lagoon_kafka_requests_total); one child counter per API. */
   private countKafkaRequest(client: 'replica' | 'writer'): (apiKey: number) => void {
     const byKey = new Map<number, { inc(): void }>();
@@ -588,6 +583,11 @@ export class LagoonNode {
     };
   }
 
+  /**
+   * Why partition `p` cannot take writes now: the topic first (a node whose partition count disagrees with the
+   * topic's would put keys in other partitions than every other node, so it takes no writes at all until its
+   * topic check passes), then Kafka (no broker reachable, ISR below min.insync.replicas).
+   */
   private writeGate(p: number): GateRefusal | undefined {
     if (this.topicProblem !== undefined) return { code: 'topic_unsafe', reason: this.topicProblem };
     const closed = this.monitor.writeGate(p);

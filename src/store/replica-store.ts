@@ -311,9 +311,6 @@ export class ReplicaStore {
          WHERE partition = ?`,
       ),
       allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY partition'),
-      appliedOffset: db.prepare<[number], { applied_offset: number }>(
-        'SELECT applied_offset FROM partitions WHERE partition = ?',
-      ),
       insertWrite: db.prepare(
         'INSERT INTO writes (partition, offset, key, status, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -795,7 +792,7 @@ export class ReplicaStore {
   /** One partition's applied offset (next offset to apply): a single-row read, for the hot read path. */
   appliedOffset(partition: number): number {
     this.assertOpen();
-    return this.stmt.appliedOffset.get(partition)?.applied_offset ?? 0;
+    return this.stmt.getPartition.get(partition)?.applied_offset ?? 0;
   }
 
   /** All partition rows, ordered by partition. */

@@ -77,15 +77,12 @@ interface PartitionView {
   partition: number;
   endOffset: number;
   appliedOffset: number;
+  lagRecords: number;
 }
 
 /** The replica's lag in records (sum over partitions) as node `from` reports it now. */
 async function lagOf(from: NodeProc, node: string): Promise<number | undefined> {
-  const r = await http('GET', `${from.url}/v1/lag`);
-  const rep = (r.body.replicas as Array<{ node: string; partitions: Array<{ lagRecords: number }> }>).find(
-    (x) => x.node === node,
-  );
-  return rep ? rep.partitions.reduce((a, p) => a + p.lagRecords, 0) : undefined;
+  return (await partitionsOf(from, node))?.reduce((a, p) => a + p.lagRecords, 0);
 }
 
 describe.skipIf(!cluster || !fs.existsSync(CHROMIUM))('dashboard history in a headless browser', () => {

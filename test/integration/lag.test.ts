@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, localCluster } from '../support/kafka.js';
-import { http, kvUrl, type NodeProc, startNodes } from '../support/nodes.js';
+import { http, kvUrl, type NodeProc, startNodes, writeLoop } from '../support/nodes.js';
 import { promlint } from '../support/promlint.js';
 
 const cluster = localCluster();
@@ -158,15 +158,9 @@ describe.skipIf(!cluster)('lag from /v1/status, /metrics and Kafka’s ConsumerG
     const started = Date.now();
     // 16 writers on each node for a few seconds: many fetches, each of which kafkajs's autoCommit would follow
     // with an OffsetCommit (a replicated append to __consumer_offsets).
-    await Promise.all(
-      nodes.flatMap((n, i) =>
-        Array.from({ length: 16 }, async (_, j) => {
-          for (let k = 0; Date.now() - started < 6000; k++) {
-            await http('PUT', kvUrl(n, `commit-${i}-${j}-${k % 20}`), { body: k });
-          }
-        }),
-      ),
-    );
+    const w = writeLoop(() => nodes, { prefix: 'commit', keys: 60, concurrency: 48 });
+    await new Promise((r) => setTimeout(r, 6000));
+    await w.stop();
     const seconds = (Date.now() - started) / 1000;
     const after = await Promise.all(nodes.map(kafkaRequests));
     nodes.forEach((n, i) => {
