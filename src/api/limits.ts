@@ -153,15 +153,16 @@ export function limitHeaderCount(app: FastifyInstance): void {
   // conditional write into a plain one. No cap there; the total size stays bounded by maxHeaderSize, and the
   // count is refused here, before anything else runs.
   app.server.maxHeadersCount = 0;
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const count = req.raw.rawHeaders.length / 2;
-    if (count > HTTP_LIMITS.maxHeaders) {
-      throw new LagoonError(
+    if (count <= HTTP_LIMITS.maxHeaders) return done();
+    done(
+      new LagoonError(
         'too_many_headers',
         `The request has ${count} headers; at most ${HTTP_LIMITS.maxHeaders} are accepted`,
         { status: 431 },
-      );
-    }
+      ),
+    );
   });
 }
 
@@ -177,11 +178,12 @@ const LINGER_MS = 5_000;
  * side, or after LINGER_MS at the latest.
  */
 export function lingerOnUnreadBody(app: FastifyInstance): void {
-  app.addHook('onSend', async (req, reply, payload) => {
-    if (req.raw.complete) return payload;
-    reply.header('Connection', 'close');
-    lingerOnClose(req.raw.socket);
-    return payload;
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (!req.raw.complete) {
+      reply.header('Connection', 'close');
+      lingerOnClose(req.raw.socket);
+    }
+    done(null, payload);
   });
 }
 
@@ -264,12 +266,13 @@ export function jsonBodyParser(
  * header ourselves makes Node leave out its own (it adds one only when none is set).
  */
 export function advertiseKeepAlive(app: FastifyInstance): void {
-  app.addHook('onSend', async (req, reply, payload) => {
+  const KEEP_ALIVE = `timeout=${HTTP_LIMITS.keepAliveAdvertisedS}`;
+  app.addHook('onSend', (req, reply, payload, done) => {
     const closing =
       req.raw.httpVersion !== '1.1' ||
       /close/i.test(req.headers.connection ?? '') ||
       /close/i.test(String(reply.getHeader('connection') ?? ''));
-    if (!closing) reply.header('Keep-Alive', `timeout=${HTTP_LIMITS.keepAliveAdvertisedS}`);
-    return payload;
+    if (!closing) reply.header('Keep-Alive', KEEP_ALIVE);
+    done(null, payload);
   });
 }

@@ -30,10 +30,13 @@ export function sessionAfterRead(deps: ApiDeps, token: Map<number, number>, part
   // Only the partitions read, one row each: on an eventual key read, reading every partition's row was twice
   // the cost of reading the key itself (CPU profile of a node under GET load).
   const seen = new Map<number, number>();
-  for (const p of partitions) {
-    const o = deps.store.appliedOffset(p);
-    if (o > 0) seen.set(p, o);
-  }
+  for (const p of partitions) seen.set(p, deps.store.appliedOffset(p));
+  return sessionWith(deps, token, seen);
+}
+
+/** The token to hand back when the read itself returned the applied offsets it was served at (a key read). */
+export function sessionWith(deps: ApiDeps, token: Map<number, number>, seen: Map<number, number>): string {
+  for (const [p, o] of seen) if (o <= 0) seen.delete(p);
   return encodeSession(deps.sessionTag, mergeSession(token, seen));
 }
 

@@ -28,7 +28,14 @@ import {
 import type { ApiDeps } from './deps.js';
 import { parseWith } from './parse.js';
 import { badRequest } from './problem.js';
-import { admitRead, freshEndAgeMs, type ReadParams, sessionAfterRead, sessionFrom } from './read-levels.js';
+import {
+  admitRead,
+  freshEndAgeMs,
+  type ReadParams,
+  sessionAfterRead,
+  sessionFrom,
+  sessionWith,
+} from './read-levels.js';
 import { NoQuery, ReadQuery, ScanQuery, WriteQuery } from './schemas.js';
 
 const IDEM_RE = /^[\x21-\x7e]+$/;
@@ -59,8 +66,8 @@ function readHeaders(
   deps: ApiDeps,
   reply: FastifyReply,
   params: ReadParams,
-  token: Map<number, number>,
   parts: number[],
+  session: string,
 ) {
   const now = Date.now();
   // Both are upper bounds: 'unknown' when the node has no recent end offset to bound them with.
@@ -70,7 +77,7 @@ function readHeaders(
   reply.header('Lagoon-Lag-Records', Number.isFinite(lag) ? String(lag) : 'unknown');
   reply.header('Lagoon-Staleness-Ms', stalenessHeader(stale));
   reply.header('Lagoon-Consistency', params.consistency);
-  reply.header('Lagoon-Session', sessionAfterRead(deps, token, parts));
+  reply.header('Lagoon-Session', session);
 }
 
 export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
@@ -98,7 +105,15 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       );
       throw e;
     }
-    readHeaders(deps, reply, params, token, [partition]);
+    // The row and its partition's applied offset in one read: the session token is the state served.
+    const { entry, appliedOffset } = deps.store.readKey(key);
+    readHeaders(
+      deps,
+      reply,
+      params,
+      [partition],
+      sessionWith(deps, token, new Map([[partition, appliedOffset]])),
+    );
     if (readBuffered) {
       // Asked for: this node's own buffered writes, not yet in the log, read over the log's view.
       const fromOutbox = bufferedRead(deps, reply, key);
@@ -108,7 +123,6 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
       }
       reply.header('Lagoon-Read-Source', 'replica');
     }
-    const entry = deps.store.get(key);
     if (!entry) {
       deps.observe?.read?.(params.consistency, 'not_found', (performance.now() - started) / 1000);
       throw new LagoonError('not_found', `No value for key ${JSON.stringify(key)}`, { status: 404 });
@@ -148,7 +162,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const rows = deps.store.scan({ prefix: q.prefix, after, limit: q.limit + 1 });
     const page = rows.slice(0, q.limit);
     const more = rows.length > q.limit;
-    readHeaders(deps, reply, q, token, all);
+    readHeaders(deps, reply, q, all, sessionAfterRead(deps, token, all));
     const items = page
       .map(
         (e) =>

@@ -285,13 +285,17 @@ export class LagoonNode {
       },
       (app) => {
         // A node calling this one's /v1/digest or /v1/snapshot says who it is (after authentication, when on).
-        app.addHook('onRequest', async (req) => {
+        app.addHook('onRequest', (req, _reply, done) => {
           const from = req.headers['lagoon-peer'];
-          if (typeof from !== 'string') return;
           const route = req.routeOptions.url;
-          if ((route === '/v1/digest' || route === '/v1/snapshot') && this.peers.learn(from)) {
+          if (
+            typeof from === 'string' &&
+            (route === '/v1/digest' || route === '/v1/snapshot') &&
+            this.peers.learn(from)
+          ) {
             this.logNode('peer_learned', { peer: from });
           }
+          done();
         });
         lagRoutes(app, this.tracker, this.events, this.history);
         dashboardRoutes(app);

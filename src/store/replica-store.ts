@@ -352,8 +352,9 @@ export class ReplicaStore {
       getBatch: db.prepare<[string], BatchOutcome>('SELECT tx, status, reason, op FROM batches WHERE tx = ?'),
       pruneBatches: db.prepare<[number, number]>('DELETE FROM batches WHERE partition = ? AND at <= ?'),
       // Expiry is judged by the key's partition clock, as conditional writes judge it (see get()).
-      get: db.prepare<[string], KvRow>(
-        `SELECT kv.* FROM kv JOIN partitions p ON p.partition = kv.partition
+      // With the partition's applied offset, which the row was read at (a session token's offset).
+      get: db.prepare<[string], KvRow & { applied: number }>(
+        `SELECT kv.*, p.applied_offset AS applied FROM kv JOIN partitions p ON p.partition = kv.partition
          WHERE kv.key = ? AND (kv.expires_at IS NULL OR p.last_record_ts IS NULL OR kv.expires_at > p.last_record_ts)`,
       ),
       clock: db.prepare<[number], { last_record_ts: number | null }>(
@@ -819,6 +820,17 @@ export class ReplicaStore {
     this.assertOpen();
     const r = this.stmt.get.get(key);
     return r === undefined ? undefined : toEntry(r);
+  }
+
+  /**
+   * The live entry of `key` (as get) and the applied offset of its partition as of that read (for a session
+   * token): one statement when the key is there, a second one-row read when it is not.
+   */
+  readKey(key: string): { entry: Entry | undefined; appliedOffset: number } {
+    this.assertOpen();
+    const r = this.stmt.get.get(key);
+    if (r !== undefined) return { entry: toEntry(r), appliedOffset: r.applied };
+    return { entry: undefined, appliedOffset: this.appliedOffset(partitionOf(key, this.partitions)) };
   }
 
   /**

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IDEM_WINDOW_MS, WID_WINDOW_MS } from '../../../src/core/decide.js';
 import { EMPTY_DIGEST } from '../../../src/core/digest.js';
+import { partitionOf } from '../../../src/core/partitioner.js';
 import { isLagoonError } from '../../../src/errors.js';
 import { type LogRecord, ReplicaStore } from '../../../src/store/replica-store.js';
 import { del, hb, put, rec, recomputeDigests, tempDir } from './fixtures.js';
@@ -54,6 +55,25 @@ describe('ReplicaStore.open', () => {
       expect(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '3' });
     } finally {
       db.close();
+    }
+    store = ReplicaStore.open(path, { partitions: 3 });
+  });
+
+  it('holds its file exclusively: a second connection cannot read it while the store is open', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    store.applyBatch(0, [rec(0, 1000, 'a', put(1))]);
+    const other = new Database(path, { readonly: true, timeout: 50 });
+    try {
+      expect(() => other.prepare('SELECT count(*) AS n FROM kv').get()).toThrow(/locked|busy/i);
+    } finally {
+      other.close();
+    }
+    store.close();
+    const after = new Database(path, { readonly: true });
+    try {
+      expect(after.prepare('SELECT count(*) AS n FROM kv').get()).toEqual({ n: 1 });
+    } finally {
+      after.close();
     }
     store = ReplicaStore.open(path, { partitions: 3 });
   });
@@ -455,6 +475,23 @@ describe('TTL', () => {
     ]);
     expect(store.get('a')).toMatchObject({ value: '2', version: '0-1', expiresAt: null });
     expectDigestsConsistent(store);
+  });
+});
+
+describe('readKey', () => {
+  it("returns a key's live entry with its partition's applied offset, as of that read", () => {
+    const p = partitionOf('k', 3);
+    const q = partitionOf('other', 3) === p ? partitionOf('x', 3) : partitionOf('other', 3);
+    store.applyBatch(p, [rec(0, 1000, 'k', put(1)), rec(1, 1001, 'k', put(2, { ttlMs: 50 }))]);
+    store.applyBatch(q, [rec(0, 1000, null, hb()), rec(1, 1000, null, hb()), rec(2, 1000, null, hb())]);
+    expect(store.readKey('k')).toEqual({ entry: store.get('k'), appliedOffset: 2 });
+    expect(store.readKey('k').entry).toMatchObject({ value: '2', version: `${p}-1` });
+    // A key that is not there: still its own partition's applied offset (for the session token).
+    const missing = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'].find((k) => partitionOf(k, 3) === q)!;
+    expect(store.readKey(missing)).toEqual({ entry: undefined, appliedOffset: 3 });
+    // Expired by the partition clock: no entry, and the offset that judged it so.
+    store.applyBatch(p, [rec(2, 1051, null, hb())]);
+    expect(store.readKey('k')).toEqual({ entry: undefined, appliedOffset: 3 });
   });
 });
 
