@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
@@ -398,7 +399,7 @@ export class LocalCluster {
     await Promise.all(
       this.layout.brokers.map(async (b) => {
         fs.mkdirSync(path.dirname(b.serverLog), { recursive: true });
-        fs.writeFileSync(b.propsFile, brokerProperties(this.layout, b));
+        fs.writeFileSync(b.propsFile, brokerProperties(this.layout, b, os.availableParallelism()));
         fs.writeFileSync(b.log4jFile, log4jConfig(b));
         if (!fs.existsSync(path.join(b.logDir, 'meta.properties'))) {
           await runJava(
