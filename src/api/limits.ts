@@ -179,12 +179,23 @@ const LINGER_MS = 5_000;
  */
 export function lingerOnUnreadBody(app: FastifyInstance): void {
   app.addHook('onSend', (req, reply, payload, done) => {
-    if (!req.raw.complete) {
+    // A request without a body (no Content-Length, or 0, and no Transfer-Encoding) has nothing left unread,
+    // though `complete` is still false when the answer is sent in the same turn its headers were parsed in.
+    if (!req.raw.complete && hasBody(req.headers)) {
       reply.header('Connection', 'close');
       lingerOnClose(req.raw.socket);
     }
     done(null, payload);
   });
+}
+
+function hasBody(h: {
+  'content-length'?: string | undefined;
+  'transfer-encoding'?: string | undefined;
+}): boolean {
+  return (
+    h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0')
+  );
 }
 
 function lingerOnClose(socket: Socket): void {

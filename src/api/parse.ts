@@ -2,6 +2,13 @@ import type { z } from 'zod';
 import { badRequest } from './problem.js';
 import { UNDECODABLE } from './query.js';
 
+const defaults = new WeakMap<z.ZodType, { ok: unknown } | { error: unknown }>();
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return Object.getOwnPropertySymbols(o).length === 0;
+}
+
 /** Validates a query/params object with a zod schema; a failure is a 400 with a stable code. */
 export function parseWith<S extends z.ZodType>(
   schema: S,
@@ -18,6 +25,16 @@ export function parseWith<S extends z.ZodType>(
       `query: not valid percent-encoded UTF-8: ${undecodable.map((n) => JSON.stringify(n)).join(', ')}`,
       { issues: undecodable.map((field) => ({ field, message: 'not valid percent-encoded UTF-8' })) },
     );
+  }
+  // No parameters at all (most reads): the schema's defaults, parsed once per schema and copied.
+  if (input === null || input === undefined || (typeof input === 'object' && isEmpty(input))) {
+    let d = defaults.get(schema);
+    if (d === undefined) {
+      const r0 = schema.safeParse({});
+      d = r0.success ? { ok: r0.data } : { error: r0.error };
+      defaults.set(schema, d);
+    }
+    if ('ok' in d) return (typeof d.ok === 'object' && d.ok !== null ? { ...d.ok } : d.ok) as z.infer<S>;
   }
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;

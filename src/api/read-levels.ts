@@ -47,12 +47,12 @@ export function sessionWith(deps: ApiDeps, token: Map<number, number>, seen: Map
  * strong → 503 at once when Kafka is unreachable, 504 when the replica does not catch up in time.
  * Only `partitions` are waited for (one, for a key read).
  */
-export async function admitRead(
+export function admitRead(
   deps: ApiDeps,
   params: ReadParams,
   partitions: number[],
   token: Map<number, number>,
-): Promise<void> {
+): Promise<void> | undefined {
   // A replica installing a snapshot, or one with records of these partitions deleted before it applied them (a
   // GAP), holds a partial store: nothing of it is served, at any level, eventual included.
   const refusal = deps.servingRefusal?.(partitions);
@@ -68,6 +68,18 @@ export async function admitRead(
       details: { reason: problem.code },
     });
   }
+  // Eventual reads are admitted synchronously (undefined, nothing to await): most reads skip a promise.
+  if (params.consistency === 'eventual') return undefined;
+  return admitAfterWait(deps, params, partitions, token, timeoutMs);
+}
+
+async function admitAfterWait(
+  deps: ApiDeps,
+  params: ReadParams,
+  partitions: number[],
+  token: Map<number, number>,
+  timeoutMs: number,
+): Promise<void> {
   switch (params.consistency) {
     case 'eventual':
       return;

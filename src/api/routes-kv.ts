@@ -96,7 +96,8 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const token = sessionFrom(deps, req.headers['lagoon-session']);
     const partition = partitionOf(key, P);
     try {
-      await admitRead(deps, params, [partition], token);
+      const wait = admitRead(deps, params, [partition], token);
+      if (wait !== undefined) await wait;
     } catch (e) {
       deps.observe?.read?.(
         params.consistency,

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { headerValue } from '../../../src/api/buffered.js';
 import { idleTimeoutMs } from '../../../src/api/limits.js';
 import { parseWith } from '../../../src/api/parse.js';
@@ -48,6 +49,20 @@ describe('strict query strings', () => {
         strictQuerystring(s);
       }),
     );
+  });
+});
+
+describe('parseWith on an empty query', () => {
+  it("gives the schema's defaults, a fresh object each time; a schema that needs a parameter still refuses", () => {
+    const a = parseWith(ReadQuery, strictQuerystring(''));
+    expect(a).toEqual({ consistency: 'eventual' });
+    (a as { consistency: string }).consistency = 'strong';
+    expect(parseWith(ReadQuery, {})).toEqual({ consistency: 'eventual' });
+    expect(parseWith(ReadQuery, undefined)).toEqual({ consistency: 'eventual' });
+    expect(parseWith(ScanQuery, {})).toEqual({ consistency: 'eventual', prefix: '', limit: 100 });
+    const needs = z.object({ at: z.string() }).strict();
+    expect(code(() => parseWith(needs, {}))).toBe('invalid_query');
+    expect(code(() => parseWith(needs, {}))).toBe('invalid_query');
   });
 });
 

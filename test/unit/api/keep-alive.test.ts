@@ -1,7 +1,7 @@
 import net from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { advertiseKeepAlive, HTTP_LIMITS } from '../../../src/api/limits.js';
+import { advertiseKeepAlive, HTTP_LIMITS, lingerOnUnreadBody } from '../../../src/api/limits.js';
 
 /**
  * The server keeps an idle connection 10 s longer than it tells the client, so a client that reuses a socket
@@ -16,8 +16,13 @@ afterEach(async () => {
 
 async function serve(advertise: boolean): Promise<number> {
   app = Fastify({ keepAliveTimeout: HTTP_LIMITS.keepAliveTimeoutMs });
+  lingerOnUnreadBody(app);
   if (advertise) advertiseKeepAlive(app);
   app.get('/x', async () => ({ ok: true }));
+  // Answered in the same turn the request's headers were parsed in (the request is not `complete` yet).
+  app.get('/sync', (_req, reply) => {
+    reply.send({ ok: true });
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return (app.server.address() as net.AddressInfo).port;
 }
@@ -60,6 +65,15 @@ describe('keep-alive', () => {
     expect(HTTP_LIMITS.keepAliveTimeoutMs - HTTP_LIMITS.keepAliveAdvertisedS * 1000).toBeGreaterThanOrEqual(
       10_000,
     );
+  });
+
+  it('keeps the connection of a bodiless request answered at once (no lingering close: nothing is unread)', async () => {
+    const port = await serve(true);
+    const h = await headersOf(port, 'GET /sync HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(h.connection).toBe('keep-alive');
+    expect(h['keep-alive']).toBe('timeout=20');
+    const empty = await headersOf(port, 'GET /sync HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+    expect(empty.connection).toBe('keep-alive');
   });
 
   it('says nothing about keep-alive on a connection that closes', async () => {
