@@ -252,7 +252,9 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
           };
     const done = (result: string) => deps.observe?.write?.(op, result, (performance.now() - started) / 1000);
 
-    const fp = requestFingerprint({ ...body, key });
+    // Only a write with an idempotency key (the client's, or the one a buffered write carries) is ever matched by
+    // its fingerprint: a plain write skips the hash.
+    const fp = recordIdem === undefined ? undefined : requestFingerprint({ ...body, key });
     // A retried request with a known Idempotency-Key gets the first attempt's answer — if it is the same
     // request (same fingerprint, the rule the replicas decide by); another request under the key is refused.
     // Still in this node's outbox: the same 202 and id.
@@ -293,7 +295,7 @@ export function kvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const toOutbox = (failed?: unknown) => {
       let entry: ReturnType<typeof buffer>;
       try {
-        entry = buffer(deps, { id: outboxId!, key, partition, op, record, idem: recordIdem!, fp });
+        entry = buffer(deps, { id: outboxId!, key, partition, op, record, idem: recordIdem!, fp: fp! });
       } catch (e) {
         // A full outbox is a definite refusal only if nothing left the node: after an unknown outcome the write
         // may be in the log, and the client must hear that (504, retry with the same Idempotency-Key).
