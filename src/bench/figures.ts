@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { ChaosEnv } from '../chaos/env.js';
 import { portFree } from '../cluster/local-cluster.js';
 import { partitionOf } from '../core/partitioner.js';
@@ -258,27 +257,24 @@ export async function endToEndLatency(
 
 /**
  * Write → visible on a replica, open loop at `ratePerSec` through the first node: a write is visible once
- * the replica of `watch` (another node's SQLite file, polled every 2 ms read-only) has applied its
- * offset; latency runs from the write's intended send time.
+ * `watchUrl` (another node) reports its offset applied in /v1/status, polled back to back (~1–3 ms apart:
+ * the store's SQLite file is the node's alone, locked exclusively); latency runs from the write's intended
+ * send time.
  */
 export async function e2eWindow(
   env: ChaosEnv,
-  opts: { ratePerSec: number; durationS: number; keys: number; watchDb: string },
+  opts: { ratePerSec: number; durationS: number; keys: number; watchUrl: string },
 ): Promise<{ p50Ms: number; p99Ms: number; ok: number; failed: number; unseen: number }> {
-  const db = new Database(opts.watchDb, { readonly: true, fileMustExist: true });
-  const applied = db.prepare('SELECT partition, applied_offset FROM partitions');
   const hist = latencyHistogram();
   const waiting = new Map<number, Array<{ offset: number; intendedAt: number }>>();
-  const poll = () => {
-    if (waiting.size === 0) return;
-    const now = performance.now();
-    for (const row of applied.all() as Array<{ partition: number; applied_offset: number }>) {
+  const seen = (rows: Array<{ partition: number; appliedOffset: number }>, now: number) => {
+    for (const row of rows) {
       const q = waiting.get(row.partition);
       if (!q) continue;
       // Acks of one partition arrive in offset order almost always; scan all to be exact.
       let kept = 0;
       for (const w of q) {
-        if (w.offset < row.applied_offset)
+        if (w.offset < row.appliedOffset)
           hist.recordValue(Math.max(1, Math.round((now - w.intendedAt) * 1000)));
         else q[kept++] = w;
       }
@@ -286,7 +282,24 @@ export async function e2eWindow(
       if (kept === 0) waiting.delete(row.partition);
     }
   };
-  const timer = setInterval(poll, 2);
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      if (waiting.size === 0) {
+        await sleep(1);
+        continue;
+      }
+      try {
+        const r = await fetch(`${opts.watchUrl}/v1/status`, { signal: AbortSignal.timeout(5000) });
+        // The answer's arrival is when the offsets were known visible (they were read just before it was sent).
+        const now = performance.now();
+        const body = (await r.json()) as { partitions: Array<{ partition: number; appliedOffset: number }> };
+        seen(body.partitions, now);
+      } catch {
+        await sleep(10);
+      }
+    }
+  })();
   const onAnswer = (a: Answer) => {
     if (a.status >= 200 && a.status < 300) {
       const body = JSON.parse(a.body) as { partition: number; offset: number };
@@ -311,8 +324,8 @@ export async function e2eWindow(
     const unseen = [...waiting.values()].reduce((a, q) => a + q.length, 0);
     return { ...summarizeHistogram(hist), ok: r.ok, failed: r.failed, unseen };
   } finally {
-    clearInterval(timer);
-    db.close();
+    polling = false;
+    await poller;
   }
 }
 

@@ -380,7 +380,7 @@ async function measureConfig(
           ratePerSec: e2eRate,
           durationS: w,
           keys: plan.keys,
-          watchDb: reader.db!,
+          watchUrl: reader.url,
         });
         e2eExtra.push(r);
         return r.p99Ms;
