@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { LagoonError } from '../errors.js';
 
 /**
  * Opens (creating if missing) a SQLite file that must keep every commit across a crash or power loss: WAL, and
@@ -23,6 +24,13 @@ export function openDurable(path: string): Database.Database {
     db.pragma('busy_timeout = 5000');
   } catch (e) {
     db.close();
+    if ((e as { code?: unknown }).code === 'SQLITE_BUSY') {
+      throw new LagoonError(
+        'store_locked',
+        `${path} is in use by another process (another Lagoon node with the same --db, or a sqlite3 shell): ` +
+          'stop it first; a node holds its SQLite files locked while it runs',
+      );
+    }
     throw e;
   }
   return db;

@@ -68,6 +68,14 @@ describe('ReplicaStore.open', () => {
     } finally {
       other.close();
     }
+    // A second store on the same file (a second node with the same --db) is refused at once, saying why.
+    let second: unknown;
+    try {
+      ReplicaStore.open(path, { partitions: 3 }).close();
+    } catch (e) {
+      second = e;
+    }
+    expect(isLagoonError(second) && second.code).toBe('store_locked');
     store.close();
     const after = new Database(path, { readonly: true });
     try {
