@@ -2,11 +2,12 @@ import type { z } from 'zod';
 import { badRequest } from './problem.js';
 import { UNDECODABLE } from './query.js';
 
-const defaults = new WeakMap<z.ZodType, { ok: unknown } | { error: unknown }>();
+/** Per schema: what it makes of an empty query (its defaults), or null if it refuses one. */
+const emptyDefaults = new WeakMap<z.ZodType, object | null>();
 
-function isEmpty(o: object): boolean {
-  for (const _ in o) return false;
-  return Object.getOwnPropertySymbols(o).length === 0;
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 /** Validates a query/params object with a zod schema; a failure is a 400 with a stable code. */
@@ -27,14 +28,14 @@ export function parseWith<S extends z.ZodType>(
     );
   }
   // No parameters at all (most reads): the schema's defaults, parsed once per schema and copied.
-  if (input === null || input === undefined || (typeof input === 'object' && isEmpty(input))) {
-    let d = defaults.get(schema);
+  if (input === null || input === undefined || (typeof input === 'object' && !hasKeys(input))) {
+    let d = emptyDefaults.get(schema);
     if (d === undefined) {
       const r0 = schema.safeParse({});
-      d = r0.success ? { ok: r0.data } : { error: r0.error };
-      defaults.set(schema, d);
+      d = r0.success && typeof r0.data === 'object' && r0.data !== null ? r0.data : null;
+      emptyDefaults.set(schema, d);
     }
-    if ('ok' in d) return (typeof d.ok === 'object' && d.ok !== null ? { ...d.ok } : d.ok) as z.infer<S>;
+    if (d !== null) return { ...d } as z.infer<S>;
   }
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;

@@ -35,9 +35,13 @@ export function sessionAfterRead(deps: ApiDeps, token: Map<number, number>, part
 }
 
 /** The token to hand back when the read itself returned the applied offsets it was served at (a key read). */
-export function sessionWith(deps: ApiDeps, token: Map<number, number>, seen: Map<number, number>): string {
-  for (const [p, o] of seen) if (o <= 0) seen.delete(p);
-  return encodeSession(deps.sessionTag, mergeSession(token, seen));
+export function sessionWith(
+  deps: ApiDeps,
+  token: ReadonlyMap<number, number>,
+  seen: ReadonlyMap<number, number>,
+): string {
+  // A partition with nothing applied yet adds nothing to the token.
+  return encodeSession(deps.sessionTag, mergeSession(token, new Map([...seen].filter(([, o]) => o > 0))));
 }
 
 /**
@@ -81,8 +85,6 @@ async function admitAfterWait(
   timeoutMs: number,
 ): Promise<void> {
   switch (params.consistency) {
-    case 'eventual':
-      return;
     case 'session': {
       if (deps.config.testBreaks.includes('session-ignores-token')) return;
       const targets = new Map<number, number>();

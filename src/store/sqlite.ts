@@ -12,7 +12,8 @@ import { LagoonError } from '../errors.js';
  * locks per transaction. In WAL's shared mode every autocommit read paid for taking and releasing a read lock
  * (fcntl on the -shm file): 3.2 µs a key read against 1.7 µs exclusive, half the cost of a GET's store
  * read. A second process opening the file (another node on the same data directory, a sqlite3 shell) is
- * refused with SQLITE_BUSY after busy_timeout instead of sharing it.
+ * refused at once with `store_locked`; busy_timeout covers only a reader that holds the file for a moment while
+ * this connection takes it.
  */
 export function openDurable(path: string): Database.Database {
   const db = new Database(path);
